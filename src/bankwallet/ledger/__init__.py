@@ -1,0 +1,1 @@
+"""The ledger: accounts and immutable transfers, the only writer of balances."""
