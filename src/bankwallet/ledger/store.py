@@ -44,8 +44,10 @@ log = logging.getLogger("bankwallet.ledger")
 CALL_MAX = 8190  # transfers in one call, as TigerBeetle allows
 HISTORY_PAGE_MAX = 500
 _RESOLVES = int(TransferFlags.POST_PENDING | TransferFlags.VOID_PENDING)
-_PENDING = int(TransferFlags.PENDING)
 
+_TRANSFER_COLUMN_NAMES = ("id", "seq", "debit_account_id", "credit_account_id", "amount", "ledger",
+                          "code", "flags", "pending_id", "timeout_s", "expires_at", "user_data",
+                          "created_at", "hash")
 _TRANSFER_COLUMNS = ("id, seq, debit_account_id, credit_account_id, amount, ledger, code, flags, "
                      "pending_id, timeout_s, expires_at, user_data, created_at, hash")
 
@@ -75,36 +77,40 @@ class SqlLedgerStore:
     """The ledger on SQLite or PostgreSQL through one SQLAlchemy engine."""
 
     def __init__(self, sa_engine: AsyncEngine, *, batch_max: int = 2000,
-                 batch_wait_ms: float = 0.0, pipeline: int = 2) -> None:
-        assert 1 <= batch_max <= CALL_MAX and pipeline >= 1
+                 batch_wait_ms: float = 0.0, cache_max: int = 1_000_000) -> None:
+        assert 1 <= batch_max <= CALL_MAX
         self.engine = sa_engine
         self.postgres = sa_engine.dialect.name == "postgresql"
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_ms / 1000
-        # SQLite serialises writers anyway; a second worker would only wait on the file lock.
-        self.pipeline = pipeline if self.postgres else 1
         self._queue: collections.deque[_Call] = collections.deque()
         self._wakeup = asyncio.Event()
-        self._workers: list[asyncio.Task[None]] = []
+        self._worker_task: asyncio.Task[None] | None = None
         self._closing = False
+        # Account states as of chain head `_tip`, the head this process last committed.
+        # Balances change only in batches, and every batch that writes moves the head, so
+        # when the head a batch locks is `_tip`, nobody else wrote in between and the cache
+        # is exact. Any other head, or any failure, empties it.
+        self._cache: dict[uuid.UUID, AccountState] = {}
+        self._tip: tuple[int, bytes] | None = None
+        self.cache_max = cache_max
         self.batches = 0
         self.batched_transfers = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def _ensure_started(self) -> None:
-        if not self._workers:
-            loop = asyncio.get_running_loop()
-            self._workers = [loop.create_task(self._worker(), name=f"ledger-batcher-{i}")
-                             for i in range(self.pipeline)]
+        if self._worker_task is None:
+            self._worker_task = asyncio.get_running_loop().create_task(
+                self._worker(), name="ledger-batcher")
 
     async def close(self) -> None:
         self._closing = True
         self._wakeup.set()
-        for task in self._workers:
-            task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers = []
+        if self._worker_task is not None:
+            self._worker_task.cancel()
+            await asyncio.gather(self._worker_task, return_exceptions=True)
+            self._worker_task = None
         while self._queue:
             call = self._queue.popleft()
             if not call.future.done():
@@ -215,19 +221,25 @@ class SqlLedgerStore:
             try:
                 outcomes = await self._apply(calls)
             except asyncio.CancelledError:
-                for call in calls:
-                    if not call.future.done():
-                        call.future.set_exception(RuntimeError("the ledger store is closing"))
+                self._fail(calls, RuntimeError("the ledger store is closing"))
                 raise
             except Exception as exc:  # the whole batch rolled back: callers may retry
                 log.exception("ledger batch failed", extra={"calls": len(calls)})
-                for call in calls:
-                    if not call.future.done():
-                        call.future.set_exception(exc)
+                self._fail(calls, exc)
                 continue
             for call, result in zip(calls, outcomes, strict=True):
                 if not call.future.done():
                     call.future.set_result(result)
+
+    def _fail(self, calls: list[_Call], exc: BaseException) -> None:
+        self._invalidate()
+        for call in calls:
+            if not call.future.done():
+                call.future.set_exception(exc)
+
+    def _invalidate(self) -> None:
+        self._cache.clear()
+        self._tip = None
 
     def _pending_count(self) -> int:
         return sum(len(c.transfers) for c in self._queue)
@@ -249,50 +261,95 @@ class SqlLedgerStore:
         return calls
 
     async def _apply(self, calls: list[_Call]) -> list[list[Outcome]]:
-        requests = [c.transfers for c in calls]
-        io = _PostgresIO() if self.postgres else _SqliteIO()
+        """Lock the chain head, load what the batch touches, decide in memory, write."""
+        wanted = _Wanted(calls)
         async with self.engine.begin() as conn:
-            head_seq, head_hash = await io.lock_head(conn)
-            ids = {t.id for call in requests for t in call}
-            pending_ids = {t.pending_id for call in requests for t in call if t.pending_id}
-            transfers, resolved = await io.load_transfers(conn, ids | pending_ids, pending_ids)
-            account_ids = {a for call in requests for t in call
-                           for a in (t.debit_account_id, t.credit_account_id) if a is not None}
-            for p in transfers.values():
-                account_ids.add(p.debit_account_id)
-                account_ids.add(p.credit_account_id)
-            accounts = await io.load_account_states(conn, account_ids)
-            snap = engine.Snapshot(accounts, transfers, resolved, head_seq, head_hash)
-            decision = engine.decide(requests, snap, utcnow())
+            io = _PostgresIO(await conn.get_raw_connection()) if self.postgres else _SqliteIO(conn)
+            head = await io.lock_head(conn)
+            if head != self._tip or len(self._cache) > self.cache_max:
+                self._invalidate()
+            transfers, resolved = await io.load_transfers(wanted.ids | wanted.pending_ids,
+                                                          wanted.pending_ids)
+            account_ids = wanted.account_ids(transfers)
+            missing = [a for a in account_ids if a not in self._cache]
+            if missing:
+                self._cache.update(await io.load_account_states(missing))
+            accounts = {a: self._cache[a] for a in account_ids if a in self._cache}
+            snap = engine.Snapshot(accounts, transfers, resolved, head[0], head[1])
+            # From here until the commit the cache runs ahead of the database.
+            self._tip = None
+            decision = engine.decide(wanted.requests, snap, utcnow())
             if decision.created:
-                await io.insert_transfers(conn, decision.created)
-                await io.update_accounts(conn, sorted(decision.touched.values(),
-                                                      key=lambda a: a.id))
-                await io.update_holds(conn, decision.created)
-                await io.set_head(conn, decision.head_seq, decision.head_hash)
+                await io.insert_transfers(decision.created)
+                await io.update_accounts(_balances(decision.touched.values()))
+                await io.update_holds(decision.created)
+                await io.set_head(decision.head_seq, decision.head_hash)
+        self._tip = (decision.head_seq, decision.head_hash)
         self.batches += 1
-        self.batched_transfers += sum(len(c) for c in requests)
+        self.batched_transfers += wanted.count
         return decision.outcomes
+
+
+def _balances(accounts: Iterable[AccountState]) -> list[tuple[uuid.UUID, int, int, int, int]]:
+    """Rows for the balance update, in id order (the order rows are locked in)."""
+    return [(a.id, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
+            for a in sorted(accounts, key=lambda a: a.id)]
+
+
+class _Wanted:
+    """What a batch asks for: its transfers and the ids it needs loaded."""
+
+    __slots__ = ("requests", "ids", "pending_ids", "direct_accounts", "count")
+
+    def __init__(self, calls: list[_Call]) -> None:
+        self.requests = [c.transfers for c in calls]
+        self.ids: set[uuid.UUID] = set()
+        self.pending_ids: set[uuid.UUID] = set()
+        self.direct_accounts: set[uuid.UUID] = set()
+        self.count = 0
+        for call in self.requests:
+            self.count += len(call)
+            for t in call:
+                self.ids.add(t.id)
+                if t.pending_id is not None:
+                    self.pending_ids.add(t.pending_id)
+                if t.debit_account_id is not None:
+                    self.direct_accounts.add(t.debit_account_id)
+                if t.credit_account_id is not None:
+                    self.direct_accounts.add(t.credit_account_id)
+
+    def account_ids(self, transfers: dict[uuid.UUID, Transfer]) -> set[uuid.UUID]:
+        found = set(self.direct_accounts)
+        for t in transfers.values():
+            found.add(t.debit_account_id)
+            found.add(t.credit_account_id)
+        return found
 
 
 # -- dialect I/O ---------------------------------------------------------------------------
 
 
 class _PostgresIO:
-    """Few, large round trips: arrays in, ``unnest`` out."""
+    """Few, large round trips on the asyncpg connection itself: arrays in, ``unnest`` out.
+
+    The first statement goes through SQLAlchemy, which opens the transaction; the rest use
+    the driver directly (inside that transaction) to skip per-row result processing.
+    """
+
+    def __init__(self, raw: Any) -> None:
+        self.db = raw.driver_connection
 
     async def lock_head(self, conn: AsyncConnection) -> tuple[int, bytes]:
         row = (await conn.exec_driver_sql(
             "SELECT seq, hash FROM ledger_chain WHERE id = 1 FOR UPDATE")).one()
         return row[0], bytes(row[1])
 
-    async def load_transfers(self, conn: AsyncConnection, ids: set[uuid.UUID],
-                             pending_ids: set[uuid.UUID]
+    async def load_transfers(self, ids: set[uuid.UUID], pending_ids: set[uuid.UUID]
                              ) -> tuple[dict[uuid.UUID, Transfer], dict[uuid.UUID, int]]:
-        rows = await conn.exec_driver_sql(
+        rows = await self.db.fetch(
             f"SELECT {_TRANSFER_COLUMNS} FROM ledger_transfer "
             "WHERE id = ANY($1::uuid[]) OR pending_id = ANY($2::uuid[])",
-            (list(ids), list(pending_ids)))
+            list(ids), list(pending_ids))
         transfers: dict[uuid.UUID, Transfer] = {}
         resolved: dict[uuid.UUID, int] = {}
         for r in rows:
@@ -303,59 +360,50 @@ class _PostgresIO:
                 resolved[t.pending_id] = t.flags
         return transfers, resolved
 
-    async def load_account_states(self, conn: AsyncConnection, ids: set[uuid.UUID]
-                                  ) -> dict[uuid.UUID, AccountState]:
-        rows = await conn.exec_driver_sql(
+    async def load_account_states(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, AccountState]:
+        rows = await self.db.fetch(
             "SELECT id, ledger, flags, debits_pending, debits_posted, credits_pending, "
-            "credits_posted FROM ledger_account WHERE id = ANY($1::uuid[])", (list(ids),))
-        return {uuid.UUID(bytes=r[0].bytes): AccountState(uuid.UUID(bytes=r[0].bytes), *r[1:])
-                for r in rows}
+            "credits_posted FROM ledger_account WHERE id = ANY($1::uuid[])", ids)
+        # asyncpg's UUID subclasses uuid.UUID with the same hash and equality.
+        return {r[0]: AccountState(*r) for r in rows}
 
-    async def insert_transfers(self, conn: AsyncConnection, created: list[Transfer]) -> None:
-        columns: tuple[list[Any], ...] = tuple([] for _ in range(14))
-        for t in created:
-            values = (t.id, t.seq, t.debit_account_id, t.credit_account_id, t.amount, t.ledger,
-                      t.code, t.flags, t.pending_id, t.timeout_s, t.expires_at,
-                      None if t.user_data is None else orjson.dumps(t.user_data).decode(),
-                      t.created_at, t.hash)
-            for column, value in zip(columns, values, strict=True):
-                column.append(value)
-        await conn.exec_driver_sql(
-            f"INSERT INTO ledger_transfer ({_TRANSFER_COLUMNS}) SELECT * FROM unnest("
-            "$1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::bigint[], $6::text[], "
-            "$7::int[], $8::int[], $9::uuid[], $10::int[], $11::timestamptz[], $12::jsonb[], "
-            "$13::timestamptz[], $14::bytea[])", columns)
+    async def insert_transfers(self, created: list[Transfer]) -> None:
+        # Binary COPY: the cheapest way into PostgreSQL, for the client and the server.
+        await self.db.copy_records_to_table("ledger_transfer", columns=_TRANSFER_COLUMN_NAMES,
+                                            records=[_transfer_record(t) for t in created])
 
-    async def update_accounts(self, conn: AsyncConnection, accounts: list[AccountState]) -> None:
-        await conn.exec_driver_sql(
+    async def update_accounts(self, balances: list[tuple[uuid.UUID, int, int, int, int]]
+                              ) -> None:
+        columns = list(zip(*balances, strict=True))
+        await self.db.execute(
             "UPDATE ledger_account AS a SET debits_pending = v.dp, debits_posted = v.dpo, "
             "credits_pending = v.cp, credits_posted = v.cpo FROM unnest($1::uuid[], "
             "$2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS v(id, dp, dpo, cp, cpo) "
-            "WHERE a.id = v.id",
-            ([a.id for a in accounts], [a.debits_pending for a in accounts],
-             [a.debits_posted for a in accounts], [a.credits_pending for a in accounts],
-             [a.credits_posted for a in accounts]))
+            "WHERE a.id = v.id", *columns)
 
-    async def update_holds(self, conn: AsyncConnection, created: list[Transfer]) -> None:
+    async def update_holds(self, created: list[Transfer]) -> None:
         opened = [t for t in created if t.expires_at is not None]
         closed = [t.pending_id for t in created if t.flags & _RESOLVES]
         if opened:
-            await conn.exec_driver_sql(
+            await self.db.execute(
                 "INSERT INTO ledger_open_hold (pending_id, expires_at) "
                 "SELECT * FROM unnest($1::uuid[], $2::timestamptz[])",
-                ([t.id for t in opened], [t.expires_at for t in opened]))
+                [t.id for t in opened], [t.expires_at for t in opened])
         if closed:
-            await conn.exec_driver_sql(
-                "DELETE FROM ledger_open_hold WHERE pending_id = ANY($1::uuid[])", (closed,))
+            await self.db.execute(
+                "DELETE FROM ledger_open_hold WHERE pending_id = ANY($1::uuid[])", closed)
 
-    async def set_head(self, conn: AsyncConnection, seq: int, hash_: bytes) -> None:
-        await conn.exec_driver_sql(
+    async def set_head(self, seq: int, hash_: bytes) -> None:
+        await self.db.execute(
             "UPDATE ledger_chain SET seq = $1, hash = $2, batches = batches + 1 WHERE id = 1",
-            (seq, hash_))
+            seq, hash_)
 
 
 class _SqliteIO:
     """The same steps with SQLAlchemy Core; SQLite has one writer at a time."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
 
     async def lock_head(self, conn: AsyncConnection) -> tuple[int, bytes]:
         chain = LedgerChain.__table__
@@ -366,81 +414,81 @@ class _SqliteIO:
                                   .where(chain.c.id == 1))).one()
         return row.seq, bytes(row.hash)
 
-    async def load_transfers(self, conn: AsyncConnection, ids: set[uuid.UUID],
-                             pending_ids: set[uuid.UUID]
+    async def load_transfers(self, ids: set[uuid.UUID], pending_ids: set[uuid.UUID]
                              ) -> tuple[dict[uuid.UUID, Transfer], dict[uuid.UUID, int]]:
         table = LedgerTransfer.__table__
         transfers: dict[uuid.UUID, Transfer] = {}
         resolved: dict[uuid.UUID, int] = {}
         for chunk in _chunks(list(ids), 500):
-            for r in await conn.execute(select(table).where(table.c.id.in_(chunk))):
+            for r in await self.conn.execute(select(table).where(table.c.id.in_(chunk))):
                 transfers[r.id] = _transfer_from_orm_row(r)
         for chunk in _chunks(list(pending_ids), 500):
             query = select(table.c.pending_id, table.c.flags).where(table.c.pending_id.in_(chunk))
-            for r in await conn.execute(query):
+            for r in await self.conn.execute(query):
                 resolved[r.pending_id] = r.flags
         return transfers, resolved
 
-    async def load_account_states(self, conn: AsyncConnection, ids: set[uuid.UUID]
-                                  ) -> dict[uuid.UUID, AccountState]:
+    async def load_account_states(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, AccountState]:
         table = LedgerAccount.__table__
         found: dict[uuid.UUID, AccountState] = {}
-        for chunk in _chunks(list(ids), 500):
+        for chunk in _chunks(ids, 500):
             query = select(table.c.id, table.c.ledger, table.c.flags, table.c.debits_pending,
                            table.c.debits_posted, table.c.credits_pending,
                            table.c.credits_posted).where(table.c.id.in_(chunk))
-            for r in await conn.execute(query):
+            for r in await self.conn.execute(query):
                 found[r.id] = AccountState(*r)
         return found
 
-    async def insert_transfers(self, conn: AsyncConnection, created: list[Transfer]) -> None:
+    async def insert_transfers(self, created: list[Transfer]) -> None:
         rows = [{"id": t.id, "seq": t.seq, "debit_account_id": t.debit_account_id,
                  "credit_account_id": t.credit_account_id, "amount": t.amount,
                  "ledger": t.ledger, "code": t.code, "flags": t.flags,
                  "pending_id": t.pending_id, "timeout_s": t.timeout_s,
                  "expires_at": t.expires_at, "user_data": t.user_data,
                  "created_at": t.created_at, "hash": t.hash} for t in created]
-        await conn.execute(insert(LedgerTransfer), rows)
+        await self.conn.execute(insert(LedgerTransfer), rows)
 
-    async def update_accounts(self, conn: AsyncConnection, accounts: list[AccountState]) -> None:
+    async def update_accounts(self, balances: list[tuple[uuid.UUID, int, int, int, int]]
+                              ) -> None:
         table = LedgerAccount.__table__
         statement = (update(table).where(table.c.id == bindparam("b_id"))
                      .values(debits_pending=bindparam("b_dp"), debits_posted=bindparam("b_dpo"),
                              credits_pending=bindparam("b_cp"), credits_posted=bindparam("b_cpo")))
-        await conn.execute(statement, [
-            {"b_id": a.id, "b_dp": a.debits_pending, "b_dpo": a.debits_posted,
-             "b_cp": a.credits_pending, "b_cpo": a.credits_posted} for a in accounts])
+        await self.conn.execute(statement, [
+            {"b_id": i, "b_dp": dp, "b_dpo": dpo, "b_cp": cp, "b_cpo": cpo}
+            for i, dp, dpo, cp, cpo in balances])
 
-    async def update_holds(self, conn: AsyncConnection, created: list[Transfer]) -> None:
+    async def update_holds(self, created: list[Transfer]) -> None:
         table = LedgerOpenHold.__table__
         opened = [{"pending_id": t.id, "expires_at": t.expires_at}
                   for t in created if t.expires_at is not None]
         closed = [t.pending_id for t in created if t.flags & _RESOLVES]
         if opened:
-            await conn.execute(insert(table), opened)
+            await self.conn.execute(insert(table), opened)
         for chunk in _chunks(closed, 500):
-            await conn.execute(delete(table).where(table.c.pending_id.in_(chunk)))
+            await self.conn.execute(delete(table).where(table.c.pending_id.in_(chunk)))
 
-    async def set_head(self, conn: AsyncConnection, seq: int, hash_: bytes) -> None:
+    async def set_head(self, seq: int, hash_: bytes) -> None:
         chain = LedgerChain.__table__
-        await conn.execute(update(chain).where(chain.c.id == 1).values(seq=seq, hash=hash_))
+        await self.conn.execute(update(chain).where(chain.c.id == 1).values(seq=seq, hash=hash_))
 
 
 # -- rows ----------------------------------------------------------------------------------
 
 
-def _uuid(value: Any) -> uuid.UUID | None:
-    # asyncpg hands back its own UUID type; normalise so dict keys and equality are plain.
-    return None if value is None else uuid.UUID(bytes=value.bytes)
+def _transfer_record(t: Transfer) -> tuple[Any, ...]:
+    return (t.id, t.seq, t.debit_account_id, t.credit_account_id, t.amount, t.ledger, t.code,
+            t.flags, t.pending_id, t.timeout_s, t.expires_at,
+            None if t.user_data is None else orjson.dumps(t.user_data).decode(), t.created_at,
+            t.hash)
 
 
 def _transfer_from_pg_row(r: Any) -> Transfer:
     user_data = r[11]
     if isinstance(user_data, str):
         user_data = orjson.loads(user_data)
-    return Transfer(id=_uuid(r[0]), seq=r[1], debit_account_id=_uuid(r[2]),  # type: ignore[arg-type]
-                    credit_account_id=_uuid(r[3]), amount=r[4], ledger=r[5],  # type: ignore[arg-type]
-                    code=r[6], flags=r[7], pending_id=_uuid(r[8]), timeout_s=r[9],
+    return Transfer(id=r[0], seq=r[1], debit_account_id=r[2], credit_account_id=r[3],
+                    amount=r[4], ledger=r[5], code=r[6], flags=r[7], pending_id=r[8], timeout_s=r[9],
                     expires_at=r[10], user_data=user_data, created_at=r[12], hash=bytes(r[13]))
 
 

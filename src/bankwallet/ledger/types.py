@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+import struct
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,13 +185,18 @@ class Transfer:
     hash: bytes = b""
 
     def canonical_bytes(self) -> bytes:
-        micros = _epoch_micros(self.created_at)
+        """Every field in a fixed binary layout (big-endian), metadata as sorted JSON."""
         data = b"" if self.user_data is None else orjson.dumps(self.user_data,
                                                                option=orjson.OPT_SORT_KEYS)
-        head = (f"{self.seq}|{self.id}|{self.debit_account_id}|{self.credit_account_id}|"
-                f"{self.amount}|{self.ledger}|{self.code}|{self.flags}|"
-                f"{self.pending_id or ''}|{self.timeout_s}|{micros}|")
-        return head.encode() + data
+        return b"".join((
+            _CANONICAL.pack(self.seq, self.amount, self.code, self.flags, self.timeout_s,
+                            _epoch_micros(self.created_at), self.ledger.encode()),
+            self.id.bytes, self.debit_account_id.bytes, self.credit_account_id.bytes,
+            self.pending_id.bytes if self.pending_id is not None else _NO_ID, data))
+
+
+_CANONICAL = struct.Struct(">qqiiiq3s")
+_NO_ID = bytes(16)
 
 
 def chain_hash(prev_hash: bytes, transfer: Transfer) -> bytes:

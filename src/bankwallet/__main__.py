@@ -1,0 +1,3 @@
+from bankwallet.cli import app
+
+app(prog_name="bankwallet")

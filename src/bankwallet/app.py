@@ -1,0 +1,70 @@
+"""The FastAPI application factory: mounts every domain's API and web routers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from bankwallet import __version__
+from bankwallet.core.db import Database
+from bankwallet.core.errors import install_error_handlers
+from bankwallet.core.http import RequestContextMiddleware
+from bankwallet.core.logging import configure_logging
+from bankwallet.ledger import api as ledger_api
+from bankwallet.ledger import tasks as ledger_tasks
+from bankwallet.ledger.store import SqlLedgerStore
+from bankwallet.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, *, run_workers: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url, pool_size=settings.database_pool_size)
+        ledger = SqlLedgerStore(db.engine, batch_max=settings.ledger_batch_max,
+                                batch_wait_ms=settings.ledger_batch_wait_ms)
+        app.state.db, app.state.ledger = db, ledger
+        workers: list[asyncio.Task[None]] = []
+        if run_workers:
+            workers.append(asyncio.create_task(ledger_tasks.expire_holds_forever(
+                ledger, interval_s=settings.ledger_expiry_interval_s)))
+        try:
+            yield
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            await ledger.close()
+            await db.dispose()
+
+    app = FastAPI(title="bankwallet", version=__version__, lifespan=lifespan,
+                  docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz() -> JSONResponse:
+        try:
+            async with app.state.db.engine.connect() as conn:
+                await conn.execute(text("SELECT seq FROM ledger_chain WHERE id = 1"))
+        except Exception:
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ready", "database": app.state.db.dialect})
+
+    app.include_router(ledger_api.router)
+    from bankwallet.web import web as web_routes
+
+    web_routes.mount(app)
+    return app
