@@ -15,6 +15,7 @@ from bankwallet.core.db import Database
 from bankwallet.core.errors import install_error_handlers
 from bankwallet.core.http import RequestContextMiddleware
 from bankwallet.core.logging import configure_logging
+from bankwallet.core.runtime import tune_gc
 from bankwallet.ledger import api as ledger_api
 from bankwallet.ledger import tasks as ledger_tasks
 from bankwallet.ledger.store import SqlLedgerStore
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tune_gc()
         db = Database(settings.database_url, pool_size=settings.database_pool_size)
         ledger = SqlLedgerStore(db.engine, batch_max=settings.ledger_batch_max,
                                 batch_wait_ms=settings.ledger_batch_wait_ms)

@@ -8,6 +8,7 @@ from typing import Any
 
 from bankwallet.core.db import make_engine
 from bankwallet.core.ids import derived_id
+from bankwallet.core.money import from_minor
 from bankwallet.ledger import service as ledger_service
 from bankwallet.ledger.store import SqlLedgerStore
 from bankwallet.ledger.types import AccountFlags, AccountIn, TransferFlags, TransferIn
@@ -44,7 +45,7 @@ async def load_demo(database_url: str) -> dict[str, Any]:
         return {
             "accounts_created": sum(created),
             "transfers": counts,
-            "customers": {c: f"{balances[a.id].balance / 100:.2f} {CURRENCY}"
+            "customers": {c: f"{from_minor(balances[a.id].balance, CURRENCY)} {CURRENCY}"
                           for c, a in zip(CUSTOMERS, customers, strict=True)},
             "note": "Sign-in arrives with the identity domain; the operator API at "
                     "/api/v1/ledger is enabled by BANKWALLET_OPS_TOKEN.",

@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     default_currency: str = "CNY"
 
     # The ledger's batcher: bounded batch size and how long it waits for more work.
-    ledger_batch_max: int = Field(default=2000, ge=1, le=8190)
+    ledger_batch_max: int = Field(default=4096, ge=1, le=8190)
     ledger_batch_wait_ms: float = Field(default=0.0, ge=0, le=50)
     ledger_expiry_interval_s: float = Field(default=1.0, gt=0)
 

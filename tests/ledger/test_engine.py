@@ -18,6 +18,7 @@ from bankwallet.ledger import engine
 from bankwallet.ledger.engine import Snapshot
 from bankwallet.ledger.types import (
     AMOUNT_MAX,
+    CODE_MAX,
     GENESIS_HASH,
     TIMEOUT_MAX_S,
     AccountFlags,
@@ -144,6 +145,9 @@ CASES: dict[Result, list[Callable[[], Case]]] = {
     ],
     Result.CODE_MUST_NOT_BE_ZERO: [lambda: Case([pay(code=0)]), lambda: Case([pay(code=-3)]),
                                    lambda: Case([post(code=-1)])],
+    Result.CODE_TOO_LARGE: [lambda: Case([pay(code=CODE_MAX + 1)]),
+                            lambda: Case([pay(code=2**31)]),
+                            lambda: Case([post(code=CODE_MAX + 1)])],
     Result.DEBIT_ACCOUNT_REQUIRED: [lambda: Case([pay(debit=None)])],
     Result.CREDIT_ACCOUNT_REQUIRED: [lambda: Case([pay(credit=None)])],
     Result.LEDGER_REQUIRED: [lambda: Case([pay(ledger=None)]), lambda: Case([pay(ledger="")])],
@@ -184,8 +188,10 @@ CASES: dict[Result, list[Callable[[], Case]]] = {
         # A stored hold's id reused for a void of another hold.
         lambda: Case([TransferIn(id=HOLD, pending_id=HOLD_T, flags=VOID)]),
     ],
-    Result.DEBIT_ACCOUNT_NOT_FOUND: [lambda: Case([pay(debit=MISSING)]),
-                                     lambda: Case([pay(debit=MISSING, credit=uuid.UUID(int=0xBEEF))])],
+    Result.DEBIT_ACCOUNT_NOT_FOUND: [
+        lambda: Case([pay(debit=MISSING)]),
+        lambda: Case([pay(debit=MISSING, credit=uuid.UUID(int=0xBEEF))]),  # both missing
+    ],
     Result.CREDIT_ACCOUNT_NOT_FOUND: [lambda: Case([pay(credit=MISSING)])],
     Result.ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER: [lambda: Case([pay(credit=EURO)]),
                                                 lambda: Case([pay(credit=EURO, ledger="EUR")])],
@@ -320,6 +326,11 @@ def test_limits_exactly_at_the_edge_are_allowed() -> None:
     assert [o.result for o in decision.outcomes[0]] == [Result.CREATED, Result.CREATED]
     assert snap.accounts[ALICE].balances() == (150, 850, 0, 1000)
     assert snap.accounts[LIABILITY].balances() == (0, 10, 0, 10)
+
+
+def test_the_largest_code_is_allowed() -> None:
+    decision = engine.decide([[pay(1, code=CODE_MAX)]], world(), NOW)
+    assert decision.outcomes[0][0].result is Result.CREATED
 
 
 def test_balances_may_reach_exactly_amount_max() -> None:
@@ -614,3 +625,12 @@ def test_refused_transfers_leave_the_snapshot_as_it_was() -> None:
     engine.decide([[pay(1, amount=0)], [post(2, amount=101)]], snap, NOW)
     assert balances(snap) == balances(pristine)
     assert snap.transfers == pristine.transfers
+
+
+def test_a_code_too_large_for_the_column_fails_only_its_own_transfer() -> None:
+    # canonical_bytes packs code as int32 and the PostgreSQL column is int4: an unchecked
+    # code >= 2**31 used to raise inside decide and fail every transfer of its batch.
+    snap = world()
+    decision = engine.decide([[pay(1)], [pay(2, code=2**31)], [pay(3)]], snap, NOW)
+    assert [o[0].result for o in decision.outcomes] == [
+        Result.CREATED, Result.CODE_TOO_LARGE, Result.CREATED]

@@ -1,7 +1,8 @@
 """The real SQL ledger store against a plain in-memory model, driven by hypothesis.
 
 A ``RuleBasedStateMachine`` creates accounts, submits transfers, holds, posts, voids, linked
-chains, exact and altered retries, concurrent calls (one batch) and expiry sweeps. The model
+chains, exact and altered retries, concurrent calls (one batch) and expiry sweeps, through
+two stores on one database (two processes, each with its own cache of account states). The model
 below is written from the rules, not from the engine: it predicts every result code and every
 balance, and after every step the invariants compare it with what the database holds.
 
@@ -185,6 +186,8 @@ class Model:
             return Result.AMOUNT_MUST_NOT_BE_ZERO
         if t.amount is not None and t.amount > MAX:
             return Result.AMOUNT_TOO_LARGE
+        if t.code > 65535:  # a u16, as in TigerBeetle
+            return Result.CODE_TOO_LARGE
         if not 0 <= t.timeout_s <= 366 * 24 * 3600:
             return Result.TIMEOUT_INVALID
         if t.timeout_s and not t.flags & PENDING:
@@ -393,7 +396,10 @@ def machine(h: Harness) -> type[RuleBasedStateMachine]:  # noqa: C901 - one clas
         def __init__(self) -> None:
             super().__init__()
             self.model = Model()
-            self.store = h.runner.run(_new_store(h.engine))
+            # Two stores on one database: two processes, each with its own batcher and cache
+            # of account states; the machine switches between them (``switch_process``).
+            self.stores = [h.runner.run(_new_store(h.engine)) for _ in range(2)]
+            self.store = self.stores[0]
             self.calls: list[list[TransferIn]] = []
             self.seen: set[uuid.UUID] = set()  # every transfer id this run has used
             h.clock.value += dt.timedelta(days=1)
@@ -402,7 +408,8 @@ def machine(h: Harness) -> type[RuleBasedStateMachine]:  # noqa: C901 - one clas
                 pass
 
         def teardown(self) -> None:
-            h.runner.run(self.store.close())
+            for store in self.stores:
+                h.runner.run(store.close())
 
         @property
         def now(self) -> dt.datetime:
@@ -461,6 +468,7 @@ def machine(h: Harness) -> type[RuleBasedStateMachine]:  # noqa: C901 - one clas
                 return t
             fields = data.draw(st.sampled_from([
                 {"code": 0},
+                {"code": 65536},
                 {"credit_account_id": t.debit_account_id},
                 {"timeout_s": 5, "flags": t.flags & ~PENDING},
                 {"timeout_s": -1, "flags": t.flags | PENDING},
@@ -684,6 +692,11 @@ def machine(h: Harness) -> type[RuleBasedStateMachine]:  # noqa: C901 - one clas
             outcomes = self.submit([[t]], retryable=False)
             assert outcomes[0][0].result is Result.EXISTS_WITH_DIFFERENT_FIELDS
 
+        @rule()
+        def switch_process(self) -> None:
+            """The other process writes next: its cache must notice what this one wrote."""
+            self.store = self.stores[1] if self.store is self.stores[0] else self.stores[0]
+
         @rule(seconds=st.sampled_from([1, 9, 10, 30, 61, 3600]))
         def advance_clock(self, seconds: int) -> None:
             h.clock.value += dt.timedelta(seconds=seconds)
@@ -735,8 +748,8 @@ def machine(h: Harness) -> type[RuleBasedStateMachine]:  # noqa: C901 - one clas
         @invariant()
         def no_account_breaks_its_flags(self) -> None:
             for a in self.stored_accounts().values():
-                assert 0 <= min(a.debits_pending, a.debits_posted, a.credits_pending,
-                                a.credits_posted)
+                assert min(a.debits_pending, a.debits_posted, a.credits_pending,
+                           a.credits_posted) >= 0
                 assert max(a.debits_pending, a.debits_posted, a.credits_pending,
                            a.credits_posted) <= MAX
                 if a.flags & DMNEC:

@@ -304,7 +304,7 @@ async def test_submit_one_returns_the_transfer_or_raises_with_the_code(
 async def test_concurrent_calls_with_duplicate_ids_apply_each_id_once(
         fresh_db_url: str) -> None:
     engine = make_engine(fresh_db_url)
-    # Small batches, so several form and (on PostgreSQL) two race for the chain lock.
+    # Small batches, so several form, one after another, each seeing what the last wrote.
     ledger = SqlLedgerStore(engine, batch_max=40)
     try:
         await _hammer(ledger)
@@ -394,3 +394,38 @@ async def test_concurrent_spending_from_two_processes_never_overdraws(
     kinds = Counter(r[0].result for r in results)
     assert kinds == {Result.CREATED: 14, Result.EXCEEDS_CREDITS: 36}
     assert await balances(ledger, wallet) == (0, 98, 0, 100)
+
+
+async def test_history_page_of_the_largest_size_still_has_a_next_cursor(
+        ledger: SqlLedgerStore) -> None:
+    """The service asks for one row past the page to learn whether another page follows;
+    a page of the largest size must still get that row."""
+    me, other = await open_accounts(ledger, 2)
+    size = store_module.HISTORY_PAGE_MAX
+    await created(ledger, *(pay(me, other, 1) for _ in range(size + 2)))
+    page, cursor = await service.account_history(ledger, me, limit=size)
+    assert len(page) == size and cursor is not None
+    rest, cursor = await service.account_history(ledger, me, before_seq=cursor, limit=size)
+    assert len(rest) == 2 and cursor is None
+
+
+@both_databases
+async def test_concurrent_account_creation_with_one_id_creates_it_once(
+        fresh_ledger: SqlLedgerStore, fresh_db_url: str) -> None:
+    """Opening the same account twice at once (two API nodes, a retried signup) must answer
+    True once and False otherwise, as it does one after the other, never raise."""
+    engine = make_engine(fresh_db_url)
+    other = SqlLedgerStore(engine)
+    ids = [new_id() for _ in range(30)]
+    try:
+        results = await asyncio.gather(*(
+            store.create_accounts([AccountIn(i, "CNY", "wallet", DMNEC),
+                                   AccountIn(i, "CNY", "wallet", DMNEC)])
+            for i in ids for store in (fresh_ledger, other, fresh_ledger)))
+    finally:
+        await other.close()
+        await engine.dispose()
+    for k, account_id in enumerate(ids):
+        answers = [flag for r in results[3 * k:3 * k + 3] for flag in r]
+        assert answers.count(True) == 1, (account_id, answers)
+    assert set(await fresh_ledger.lookup_accounts(ids)) == set(ids)

@@ -15,7 +15,6 @@ Both baselines write to copies of the ledger tables (same columns and indexes).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import random
 import secrets
@@ -30,20 +29,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bankwallet.core.db import make_engine, utcnow
 from bankwallet.core.migrate import upgrade
+from bankwallet.core.runtime import tune_gc
 from bankwallet.ledger.store import SqlLedgerStore
 from bankwallet.ledger.types import AccountFlags, AccountIn, TransferIn
 from bankwallet.ledger.verify import verify
+from bankwallet.settings import get_settings
 
 CURRENCY = "CNY"
 FUNDING_MINOR = 10**12
 NAIVE_CONNECTIONS = 32
 BATCHED_CONNECTIONS = 8
 BATCHED_SIZE = 100
+WORKLOAD_MAX = 3_000_000
 Progress = Callable[[str], None]
 
 
 async def run_bench(url: str, *, scenario: str, seconds: float, accounts: int, submitters: int,
                     per_call: int, baselines: bool, progress: Progress) -> dict[str, Any]:
+    tune_gc()  # as `bankwallet serve` does
     scratch, cleanup = await _scratch_database(url)
     progress(f"scratch database: {make_url(scratch).render_as_string(hide_password=True)}")
     try:
@@ -65,24 +68,16 @@ async def _run(engine: AsyncEngine, *, scenario: str, seconds: float, accounts: 
     postgres = engine.dialect.name == "postgresql"
     settings = await _durability(engine) if postgres else {"sqlite_synchronous": "NORMAL (WAL)"}
     progress(f"durability: {settings}")
-    store = SqlLedgerStore(engine, batch_max=4000)
+    # The ledger as `bankwallet serve` runs it.
+    store = SqlLedgerStore(engine, batch_max=get_settings().ledger_batch_max)
     try:
         ids, hot = await _setup_accounts(store, accounts, progress)
-        rng = random.Random(7)
-
-        def pick() -> tuple[uuid.UUID, uuid.UUID]:
-            debit = ids[rng.randrange(len(ids))]
-            if scenario == "hot":
-                return debit, hot
-            credit = ids[rng.randrange(len(ids))]
-            while credit == debit:
-                credit = ids[rng.randrange(len(ids))]
-            return debit, credit
-
         progress(f"ledger: {scenario}, {submitters} submitters x {per_call} per call, "
                  f"{seconds:.0f} s ...")
+        workload = _Workload(ids, hot if scenario == "hot" else None, 60_000 * seconds, seed=1)
         batches0, batched0 = store.batches, store.batched_transfers
-        ledger_rate, failed = await _measure_ledger(store, pick, seconds, submitters, per_call)
+        ledger_rate, failed = await _measure_ledger(store, workload, seconds, submitters,
+                                                    per_call)
         batches = store.batches - batches0
         avg_batch = (store.batched_transfers - batched0) / batches if batches else 0
         progress(f"ledger: {ledger_rate:,.0f} transfers/s ({failed} refused), "
@@ -94,10 +89,12 @@ async def _run(engine: AsyncEngine, *, scenario: str, seconds: float, accounts: 
     if baselines:
         await _prepare_baseline_tables(engine, postgres)
         progress(f"naive SQL: one transfer per transaction, {seconds:.0f} s ...")
-        naive = await _measure_naive(engine, pick, seconds, postgres)
+        workload = _Workload(ids, hot if scenario == "hot" else None, 10_000 * seconds, seed=2)
+        naive = await _measure_naive(engine, workload, seconds, postgres)
         progress(f"naive SQL: {naive:,.0f} transfers/s")
         progress(f"batched SQL: {BATCHED_SIZE} per transaction, {seconds:.0f} s ...")
-        batched = await _measure_batched(engine, pick, seconds, postgres)
+        workload = _Workload(ids, hot if scenario == "hot" else None, 60_000 * seconds, seed=3)
+        batched = await _measure_batched(engine, workload, seconds, postgres)
         progress(f"batched SQL: {batched:,.0f} transfers/s")
 
     progress("verifying the ledger (balances from transfers, hash chain) ...")
@@ -147,22 +144,41 @@ async def _setup_accounts(store: SqlLedgerStore, n: int,
     return [c.id for c in customers], hot.id
 
 
-async def _measure_ledger(store: SqlLedgerStore, pick, seconds: float, submitters: int,
-                          per_call: int) -> tuple[float, int]:
+class _Workload:
+    """Random transfers made before the clock starts, the same way for all three
+    measurements, so each measures the database path and not the random-number generator."""
+
+    def __init__(self, ids: list[uuid.UUID], hot: uuid.UUID | None, size: float, *,
+                 seed: int) -> None:
+        rng = random.Random(seed)
+        prefix = rng.getrandbits(64) << 64  # clients choose ids: a random prefix and a counter
+        n = len(ids)
+        self.items: list[TransferIn] = []
+        for k in range(min(int(size), WORKLOAD_MAX)):
+            debit = ids[rng.randrange(n)]
+            credit = hot
+            while credit is None or credit == debit:
+                credit = ids[rng.randrange(n)]
+            self.items.append(TransferIn(uuid.UUID(int=prefix | k), debit, credit,
+                                         1 + rng.randrange(10_000), CURRENCY, 1))
+        self.position = 0
+
+    def take(self, count: int) -> list[TransferIn]:
+        start, self.position = self.position, self.position + count
+        return self.items[start:self.position]
+
+
+async def _measure_ledger(store: SqlLedgerStore, workload: _Workload, seconds: float,
+                          submitters: int, per_call: int) -> tuple[float, int]:
     ok = failed = 0
     deadline = time.perf_counter() + seconds
-    # Clients choose transfer ids; like TigerBeetle's clients, a random prefix and a counter.
-    prefix = random.getrandbits(64) << 64
-    counter = itertools.count()
 
     async def submitter() -> None:
         nonlocal ok, failed
         while time.perf_counter() < deadline:
-            call = []
-            for _ in range(per_call):
-                debit, credit = pick()
-                call.append(TransferIn(uuid.UUID(int=prefix | next(counter)), debit, credit,
-                                       1 + next(counter) % 10_000, CURRENCY, 1))
+            call = workload.take(per_call)
+            if not call:
+                return
             for outcome in await store.create_transfers(call):
                 if outcome.ok:
                     ok += 1
@@ -198,7 +214,8 @@ async def _prepare_baseline_tables(engine: AsyncEngine, postgres: bool) -> None:
         await conn.exec_driver_sql("INSERT INTO base_account SELECT * FROM ledger_account")
 
 
-async def _measure_naive(engine: AsyncEngine, pick, seconds: float, postgres: bool) -> float:
+async def _measure_naive(engine: AsyncEngine, workload: _Workload, seconds: float,
+                         postgres: bool) -> float:
     done = 0
     deadline = time.perf_counter() + seconds
     p = _Params(postgres)
@@ -207,8 +224,11 @@ async def _measure_naive(engine: AsyncEngine, pick, seconds: float, postgres: bo
         nonlocal done
         async with engine.connect() as conn:
             while time.perf_counter() < deadline:
-                debit, credit = pick()
-                amount = random.randint(1, 10_000)
+                taken = workload.take(1)
+                if not taken:
+                    return
+                t = taken[0]
+                debit, credit, amount = t.debit_account_id, t.credit_account_id, t.amount
                 async with conn.begin():
                     rows = (await conn.exec_driver_sql(
                         "SELECT id, debits_pending, debits_posted, credits_posted, flags "
@@ -225,7 +245,7 @@ async def _measure_naive(engine: AsyncEngine, pick, seconds: float, postgres: bo
                         "user_data, created_at, hash) VALUES "
                         f"({p(1)}, {p(2)}, {p(3)}, {p(4)}, {p(5)}, {p(6)}, 1, 0, NULL, 0, NULL, "
                         f"NULL, {p(7)}, {p(8)})",
-                        p.args(uuid.uuid4(), seq, debit, credit, amount, CURRENCY, utcnow(),
+                        p.args(t.id, seq, debit, credit, amount, CURRENCY, utcnow(),
                                bytes(32)))
                     await conn.exec_driver_sql(
                         f"UPDATE base_account SET debits_posted = debits_posted + {p(1)} "
@@ -240,7 +260,8 @@ async def _measure_naive(engine: AsyncEngine, pick, seconds: float, postgres: bo
     return done / (time.perf_counter() - started)
 
 
-async def _measure_batched(engine: AsyncEngine, pick, seconds: float, postgres: bool) -> float:
+async def _measure_batched(engine: AsyncEngine, workload: _Workload, seconds: float,
+                           postgres: bool) -> float:
     done = 0
     deadline = time.perf_counter() + seconds
     p = _Params(postgres)
@@ -249,10 +270,10 @@ async def _measure_batched(engine: AsyncEngine, pick, seconds: float, postgres: 
         nonlocal done
         async with engine.connect() as conn:
             while time.perf_counter() < deadline:
-                batch = []
-                for _ in range(BATCHED_SIZE):
-                    debit, credit = pick()
-                    batch.append((uuid.uuid4(), debit, credit, random.randint(1, 10_000)))
+                batch = [(t.id, t.debit_account_id, t.credit_account_id, t.amount)
+                         for t in workload.take(BATCHED_SIZE)]
+                if not batch:
+                    return
                 deltas: dict[uuid.UUID, list[int]] = {}
                 for _, debit, credit, amount in batch:
                     deltas.setdefault(debit, [0, 0])[0] += amount

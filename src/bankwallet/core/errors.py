@@ -77,6 +77,12 @@ def problem(code: str, status: int, title: str, detail: str | None = None,
     return body
 
 
+def internal_error_problem(instance: str | None = None) -> dict[str, Any]:
+    """The body of every 500: nothing about the exception itself reaches the client."""
+    return problem("internal_error", 500, "Internal error",
+                   "Something went wrong on our side; nothing was changed.", instance)
+
+
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
 
@@ -111,6 +117,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"path": request.url.path})
-        body = problem("internal_error", 500, "Internal error",
-                       "Something went wrong on our side; nothing was changed.", request.url.path)
-        return problem_response(body)
+        return problem_response(internal_error_problem(request.url.path))

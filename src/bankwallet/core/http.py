@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import Any
 
+import orjson
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bankwallet.core.errors import problem
+from bankwallet.core.errors import PROBLEM_JSON, internal_error_problem, problem
 from bankwallet.core.logging import request_id_var
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -38,14 +41,32 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID_RE.match(incoming) else secrets.token_hex(8)
+        # fullmatch: `$` alone would also accept a trailing newline.
+        request_id = incoming if _REQUEST_ID_RE.fullmatch(incoming) else secrets.token_hex(8)
         token = request_id_var.set(request_id)
         try:
             declared = dict(scope["headers"]).get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large(scope, send, request_id)
                 return
-            await self.app(scope, self._bounded(receive), self._with_headers(send, request_id))
+            started = False
+            send_with_headers = self._with_headers(send, request_id)
+
+            async def tracked_send(message: Message) -> None:
+                nonlocal started
+                started = started or message["type"] == "http.response.start"
+                await send_with_headers(message)
+
+            try:
+                await self.app(scope, self._bounded(receive), tracked_send)
+            except Exception:
+                # The app's 500 handler answers from outside this middleware, so its response
+                # would lack the request id and security headers: answer here instead, then
+                # re-raise so that handler still logs it and the server still sees it.
+                if not started:
+                    await self._send_problem(send_with_headers,
+                                             internal_error_problem(scope.get("path")))
+                raise
         finally:
             request_id_var.reset(token)
 
@@ -77,17 +98,23 @@ class RequestContextMiddleware:
         return send_with_headers
 
     async def _too_large(self, scope: Scope, send: Send, request_id: str) -> None:
-        import orjson
+        body = problem("payload_too_large", 413, "Request body too large",
+                       f"The limit is {self.max_body_bytes} bytes.", scope.get("path"))
+        await self._send_problem(self._with_headers(send, request_id), body)
 
-        body = orjson.dumps(problem("payload_too_large", 413, "Request body too large",
-                                    f"The limit is {self.max_body_bytes} bytes.",
-                                    scope.get("path")))
-        send = self._with_headers(send, request_id)
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/problem+json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+    @staticmethod
+    async def _send_problem(send: Send, body: dict[str, Any]) -> None:
+        content = orjson.dumps(body)
+        await send({"type": "http.response.start", "status": body["status"],
+                    "headers": [(b"content-type", PROBLEM_JSON.encode()),
+                                (b"content-length", str(len(content)).encode())]})
+        await send({"type": "http.response.body", "body": content})
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised inside ``receive`` when a body without a (truthful) Content-Length grows past
+    the limit. An HTTPException because FastAPI re-raises those from body parsing (anything
+    else becomes a 400) and the app's handler renders them as problem+json."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "Request body too large")

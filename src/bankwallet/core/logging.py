@@ -10,6 +10,7 @@ import contextvars
 import logging
 import re
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -17,9 +18,24 @@ import orjson
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id",
                                                                               default=None)
 
-SENSITIVE_KEYS = re.compile(
-    r"pass(word)?|secret|token|otp|code|pin|pan|cvv|cvc|mnemonic|seed|private|authorization|"
-    r"cookie|national_id|id_number|api_key", re.IGNORECASE)
+# A key is sensitive when one of its words is, or two neighbouring words are: words, not
+# substrings, so "company", "shipping" and an error's "code" stay readable.
+SENSITIVE_WORDS = frozenset({
+    "password", "passwd", "passphrase", "secret", "token", "otp", "totp", "pin", "pan", "cvv",
+    "cvc", "mnemonic", "seed", "authorization", "cookie", "credential", "credentials", "apikey",
+})
+SENSITIVE_PAIRS = frozenset({
+    ("private", "key"), ("api", "key"), ("access", "key"), ("secret", "key"), ("national", "id"),
+    ("id", "number"), ("card", "number"), ("verification", "code"), ("recovery", "code"),
+    ("sms", "code"), ("one", "time"),
+})
+_WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def is_sensitive_key(key: str) -> bool:
+    words = [w.lower() for w in _WORD_RE.findall(key)]
+    return any(w in SENSITIVE_WORDS for w in words) or any(
+        pair in SENSITIVE_PAIRS for pair in zip(words, words[1:]))
 _PAN_RE = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -29,7 +45,7 @@ def redact_text(text: str) -> str:
 
 
 def redact(value: Any, key: str | None = None) -> Any:
-    if key is not None and SENSITIVE_KEYS.search(key):
+    if key is not None and is_sensitive_key(key):
         return "[REDACTED]"
     if isinstance(value, dict):
         return {k: redact(v, str(k)) for k, v in value.items()}
@@ -37,15 +53,27 @@ def redact(value: Any, key: str | None = None) -> Any:
         return [redact(v) for v in value]
     if isinstance(value, str):
         return redact_text(value)
-    return value
+    if value is None or isinstance(value, bool):
+        return value
+    # A card number passed as an int (or inside any object's str) must not slip through.
+    try:
+        text = str(value)
+    except Exception:  # a broken __str__: the handler reports it when it formats
+        return value
+    return "[REDACTED]" if _PAN_RE.search(text) else value
 
 
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact_text(str(record.msg))
-        if record.args:
-            record.args = tuple(redact(a) for a in record.args) if isinstance(
-                record.args, tuple) else redact(record.args)
+        try:
+            # Redact the final text: a card number can come in an int argument, or be split
+            # between the format string and its arguments.
+            record.msg, record.args = redact_text(record.getMessage()), None
+        except Exception:  # a bad format call: redact the parts; the handler reports it
+            record.msg = redact_text(str(record.msg))
+            if record.args:
+                record.args = tuple(redact(a) for a in record.args) if isinstance(
+                    record.args, tuple) else redact(record.args)
         for key in list(vars(record)):
             if key not in _STANDARD_ATTRS:
                 setattr(record, key, redact(getattr(record, key), key))
@@ -53,6 +81,8 @@ class RedactingFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
+    converter = time.gmtime  # the timestamp says "Z", so it must be UTC on every host
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
@@ -76,7 +106,6 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     handler.addFilter(RedactingFilter())
     if json:
         formatter: logging.Formatter = JsonFormatter()
-        formatter.converter = __import__("time").gmtime
     else:
         formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     handler.setFormatter(formatter)

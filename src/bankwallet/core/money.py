@@ -16,7 +16,7 @@ from babel.numbers import format_currency, get_currency_precision, list_currenci
 from bankwallet.core.errors import InvalidInput
 
 MAX_AMOUNT_MINOR = 2**63 - 1  # the database's BIGINT
-_DECIMAL_RE = re.compile(r"^\d{1,20}(\.\d{1,8})?$")
+_DECIMAL_RE = re.compile(r"\d{1,20}(\.\d{1,8})?", re.ASCII)
 
 
 class UnknownCurrency(InvalidInput):
@@ -53,7 +53,7 @@ class Money:
 
     def __post_init__(self) -> None:
         assert isinstance(self.amount_minor, int) and not isinstance(self.amount_minor, bool)
-        check_currency(self.currency)
+        object.__setattr__(self, "currency", check_currency(self.currency))
 
     @classmethod
     def parse(cls, text: str, currency: str) -> Money:
@@ -78,7 +78,7 @@ class Money:
 def to_minor(text: str, currency: str) -> int:
     digits = minor_digits(currency)
     text = text.strip()
-    if not _DECIMAL_RE.match(text):
+    if not _DECIMAL_RE.fullmatch(text):
         raise InvalidAmount(f"{text!r} is not a positive decimal amount.")
     try:
         value = Decimal(text)

@@ -18,6 +18,7 @@ import orjson
 
 from bankwallet.ledger.types import (
     AMOUNT_MAX,
+    CODE_MAX,
     KNOWN_TRANSFER_FLAGS,
     RESOLVES,
     TIMEOUT_MAX_S,
@@ -89,6 +90,8 @@ def check_shape(t: TransferIn) -> Result | None:
             return Result.AMOUNT_MUST_NOT_BE_ZERO
         if t.amount > AMOUNT_MAX:
             return Result.AMOUNT_TOO_LARGE
+    if t.code > CODE_MAX:
+        return Result.CODE_TOO_LARGE
     if t.timeout_s < 0 or t.timeout_s > TIMEOUT_MAX_S:
         return Result.TIMEOUT_INVALID
     if t.timeout_s and not flags & _PENDING:

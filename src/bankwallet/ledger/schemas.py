@@ -4,7 +4,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from bankwallet.ledger.types import Account, Outcome, Transfer
 
@@ -17,7 +17,7 @@ class AccountCreate(BaseModel):
     id: uuid.UUID
     ledger: Currency
     kind: Annotated[str, StringConstraints(min_length=1, max_length=32)]
-    flags: Annotated[int, Field(ge=0, le=6)] = 0
+    flags: Annotated[StrictInt, Field(ge=0, le=6)] = 0
     owner_id: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
@@ -53,12 +53,13 @@ class TransferCreate(BaseModel):
     id: uuid.UUID
     debit_account_id: uuid.UUID | None = None
     credit_account_id: uuid.UUID | None = None
-    amount: int | None = None
+    # Strict: a money API does not guess that "100", 1.0 or true meant an amount.
+    amount: StrictInt | None = None
     ledger: Currency | None = None
-    code: Annotated[int, Field(ge=0, le=65535)] = 0
-    flags: Annotated[int, Field(ge=0, le=2**16)] = 0
+    code: Annotated[StrictInt, Field(ge=0, le=65535)] = 0
+    flags: Annotated[StrictInt, Field(ge=0, le=2**16)] = 0
     pending_id: uuid.UUID | None = None
-    timeout_s: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    timeout_s: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] = 0
     user_data: UserData | None = None
 
 

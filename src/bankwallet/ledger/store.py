@@ -23,9 +23,11 @@ from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bankwallet.core.db import utcnow
+from bankwallet.core.money import UnknownCurrency, check_currency
 from bankwallet.ledger import engine
 from bankwallet.ledger.models import LedgerAccount, LedgerChain, LedgerOpenHold, LedgerTransfer
 from bankwallet.ledger.types import (
@@ -42,6 +44,9 @@ from bankwallet.ledger.types import (
 log = logging.getLogger("bankwallet.ledger")
 
 CALL_MAX = 8190  # transfers in one call, as TigerBeetle allows
+PIPELINE_MAX = 4
+LEASE_MAX_S = 0.2  # a process hands the ledger lease back at least this often under load
+LEDGER_LEASE_KEY = 0x6C6564676572  # pg_advisory_lock key: "ledger"
 HISTORY_PAGE_MAX = 500
 _RESOLVES = int(TransferFlags.POST_PENDING | TransferFlags.VOID_PENDING)
 
@@ -77,8 +82,9 @@ class SqlLedgerStore:
     """The ledger on SQLite or PostgreSQL through one SQLAlchemy engine."""
 
     def __init__(self, sa_engine: AsyncEngine, *, batch_max: int = 2000,
-                 batch_wait_ms: float = 0.0, cache_max: int = 1_000_000) -> None:
-        assert 1 <= batch_max <= CALL_MAX
+                 batch_wait_ms: float = 0.0, pipeline: int = 2,
+                 cache_max: int = 1_000_000) -> None:
+        assert 1 <= batch_max <= CALL_MAX and 1 <= pipeline <= PIPELINE_MAX
         self.engine = sa_engine
         self.postgres = sa_engine.dialect.name == "postgresql"
         self.batch_max = batch_max
@@ -94,6 +100,10 @@ class SqlLedgerStore:
         self._cache: dict[uuid.UUID, AccountState] = {}
         self._tip: tuple[int, bytes] | None = None
         self.cache_max = cache_max
+        # PostgreSQL: batches in flight at once, each on its own connection (see _lease_loop).
+        self.pipeline = pipeline
+        self._recent: collections.deque[_Flight] = collections.deque(maxlen=pipeline + 2)
+        self.leases = 0
         self.batches = 0
         self.batched_transfers = 0
 
@@ -101,8 +111,9 @@ class SqlLedgerStore:
 
     def _ensure_started(self) -> None:
         if self._worker_task is None:
+            loop = self._lease_loop() if self.postgres else self._worker()
             self._worker_task = asyncio.get_running_loop().create_task(
-                self._worker(), name="ledger-batcher")
+                loop, name="ledger-batcher")
 
     async def close(self) -> None:
         self._closing = True
@@ -122,22 +133,33 @@ class SqlLedgerStore:
         """Create accounts; an id that exists already is left as it is (False)."""
         if not accounts:
             return []
+        for a in accounts:  # the chain's canonical bytes hold a three-letter ledger
+            check_currency(a.ledger)
+            if a.ledger != a.ledger.upper():
+                raise UnknownCurrency(f"{a.ledger!r}: currency codes are upper case.")
         now = utcnow()
+        rows, seen = [], set()
+        for a in accounts:
+            if a.id not in seen:
+                seen.add(a.id)
+                rows.append({"id": a.id, "ledger": a.ledger, "kind": a.kind,
+                             "owner_id": a.owner_id, "flags": int(a.flags),
+                             "debits_pending": 0, "debits_posted": 0, "credits_pending": 0,
+                             "credits_posted": 0, "user_data": a.user_data, "created_at": now})
+        # ON CONFLICT DO NOTHING, not look-then-insert: a concurrent creator of the same id
+        # (another request, another process) must get False, not an IntegrityError.
+        # RETURNING names the rows this call inserted.
+        dialect_insert = postgresql.insert if self.postgres else sqlite.insert
+        statement = (dialect_insert(LedgerAccount).on_conflict_do_nothing(index_elements=["id"])
+                     .returning(LedgerAccount.id))
+        inserted: set[uuid.UUID] = set()
         async with self.engine.begin() as conn:
-            existing = set((await self._lookup_accounts(conn, [a.id for a in accounts])))
-            rows, created = [], []
-            for a in accounts:
-                fresh = a.id not in existing
-                created.append(fresh)
-                if fresh:
-                    existing.add(a.id)
-                    rows.append({"id": a.id, "ledger": a.ledger, "kind": a.kind,
-                                 "owner_id": a.owner_id, "flags": int(a.flags),
-                                 "debits_pending": 0, "debits_posted": 0, "credits_pending": 0,
-                                 "credits_posted": 0, "user_data": a.user_data,
-                                 "created_at": now})
             for chunk in _chunks(rows, 5000):
-                await conn.execute(insert(LedgerAccount), chunk)
+                inserted.update((await conn.execute(statement, chunk)).scalars())
+        created = []
+        for a in accounts:  # a repeated id is created by its first mention only
+            created.append(a.id in inserted)
+            inserted.discard(a.id)
         return created
 
     async def lookup_accounts(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Account]:
@@ -185,7 +207,8 @@ class SqlLedgerStore:
     async def account_transfers(self, account_id: uuid.UUID, *, before_seq: int | None,
                                 limit: int) -> list[Transfer]:
         """One account's transfers, newest first, a page at a time (cursor: ``seq``)."""
-        limit = max(1, min(limit, HISTORY_PAGE_MAX))
+        # +1: callers ask for one row past a full page to learn whether another page follows.
+        limit = max(1, min(limit, HISTORY_PAGE_MAX + 1))
         table = LedgerTransfer.__table__
         pages = []
         for column in (table.c.debit_account_id, table.c.credit_account_id):
@@ -208,6 +231,7 @@ class SqlLedgerStore:
     # -- the batcher -----------------------------------------------------------------------
 
     async def _worker(self) -> None:
+        """SQLite: one batch at a time, each under the chain-head lock."""
         while not self._closing:
             if not self._queue:
                 self._wakeup.clear()
@@ -261,21 +285,21 @@ class SqlLedgerStore:
         return calls
 
     async def _apply(self, calls: list[_Call]) -> list[list[Outcome]]:
-        """Lock the chain head, load what the batch touches, decide in memory, write."""
+        """SQLite: lock the chain head, load what the batch touches, decide, write."""
         wanted = _Wanted(calls)
         async with self.engine.begin() as conn:
-            io = _PostgresIO(await conn.get_raw_connection()) if self.postgres else _SqliteIO(conn)
+            io = _SqliteIO(conn)
             head = await io.lock_head(conn)
             if head != self._tip or len(self._cache) > self.cache_max:
                 self._invalidate()
             transfers, resolved = await io.load_transfers(wanted.ids | wanted.pending_ids,
                                                           wanted.pending_ids)
-            account_ids = wanted.account_ids(transfers)
-            missing = [a for a in account_ids if a not in self._cache]
+            # set.difference(dict) reuses the set's stored hashes (UUID's hash is Python code).
+            missing = wanted.account_ids(transfers).difference(self._cache)
             if missing:
-                self._cache.update(await io.load_account_states(missing))
-            accounts = {a: self._cache[a] for a in account_ids if a in self._cache}
-            snap = engine.Snapshot(accounts, transfers, resolved, head[0], head[1])
+                self._cache.update(await io.load_account_states(list(missing)))
+            # The engine looks accounts up by id; an id it cannot find is an unknown account.
+            snap = engine.Snapshot(self._cache, transfers, resolved, head[0], head[1])
             # From here until the commit the cache runs ahead of the database.
             self._tip = None
             decision = engine.decide(wanted.requests, snap, utcnow())
@@ -283,17 +307,211 @@ class SqlLedgerStore:
                 await io.insert_transfers(decision.created)
                 await io.update_accounts(_balances(decision.touched.values()))
                 await io.update_holds(decision.created)
-                await io.set_head(decision.head_seq, decision.head_hash)
+                await io.set_head(decision.head_seq, decision.head_hash, head)
         self._tip = (decision.head_seq, decision.head_hash)
         self.batches += 1
         self.batched_transfers += wanted.count
         return decision.outcomes
 
 
+    # -- PostgreSQL: a lease and a pipeline ---------------------------------------------------
+
+    async def _lease_loop(self) -> None:
+        """PostgreSQL: batches overlap — one is decided in Python while the one before it is
+        written and committed by the database.
+
+        That is safe because the process first takes the *ledger lease*, a session advisory
+        lock every PostgreSQL ledger store takes before it writes. While it holds the lease no
+        other process writes, so its account cache and the transfers of its own batches in
+        flight are the whole truth. Batch N+1 is decided on top of batch N, writes only after
+        N's statements are done (so row locks are taken in one order), and commits only after
+        N committed; if N fails, N+1 and every batch after it fail too and the cache is
+        dropped. The lease is handed back when the queue is empty, after a failure, and at
+        least every ``LEASE_MAX_S`` so other processes get their turn.
+        """
+        while not self._closing:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            try:
+                async with self.engine.connect() as lease_conn:
+                    lease = (await lease_conn.get_raw_connection()).driver_connection
+                    await lease.execute("SELECT pg_advisory_lock($1)", LEDGER_LEASE_KEY)
+                    try:
+                        await self._hold_lease(lease)
+                    finally:
+                        await lease.execute("SELECT pg_advisory_unlock($1)", LEDGER_LEASE_KEY)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the lease connection failed; batches fail on their own
+                log.exception("ledger lease lost")
+                self._invalidate()
+                await asyncio.sleep(0.05)
+
+    async def _hold_lease(self, lease: Any) -> None:
+        self.leases += 1
+        row = await lease.fetchrow("SELECT seq, hash FROM ledger_chain WHERE id = 1")
+        head = (row[0], bytes(row[1]))
+        if head != self._tip or len(self._cache) > self.cache_max:
+            self._invalidate()  # another process wrote since our last lease
+        self._tip = head
+        self._recent.clear()
+        slots = asyncio.Semaphore(self.pipeline)
+        flights: list[asyncio.Task[None]] = []
+        prev: _Flight | None = None
+        deadline = asyncio.get_running_loop().time() + LEASE_MAX_S
+        try:
+            while self._queue and not self._closing and self._tip is not None:
+                if asyncio.get_running_loop().time() > deadline:
+                    break
+                if self.batch_wait_s and self._pending_count() < self.batch_max:
+                    await asyncio.sleep(self.batch_wait_s)
+                calls = self._take_batch()
+                if not calls:
+                    continue
+                await slots.acquire()
+                flight = _Flight(calls, prev)
+                task = asyncio.create_task(self._fly(flight, slots))
+                flights.append(task)
+                # Decide in order: the next batch is taken once this one is decided.
+                await flight.decided.wait()
+                prev = flight
+                flights = [f for f in flights if not f.done()]
+        finally:
+            await asyncio.gather(*flights, return_exceptions=True)
+
+    async def _fly(self, flight: _Flight, slots: asyncio.Semaphore) -> None:
+        prev = flight.prev
+        try:
+            async with self.engine.connect() as conn:
+                db = (await conn.get_raw_connection()).driver_connection
+                io = _PostgresIO(db)
+                transaction = db.transaction()
+                await transaction.start()
+                try:
+                    outcomes = await self._fly_in(flight, io, prev)
+                    if prev is not None and not await prev.committed:
+                        raise _PredecessorFailed()
+                    await transaction.commit()
+                except BaseException:
+                    await transaction.rollback()
+                    raise
+        except BaseException as exc:
+            flight.settle(False)
+            error = exc if not isinstance(exc, asyncio.CancelledError) else RuntimeError(
+                "the ledger store is closing")
+            if not isinstance(exc, _PredecessorFailed):
+                log.exception("ledger batch failed", extra={"calls": len(flight.calls)})
+            self._fail(flight.calls, error if not isinstance(exc, _PredecessorFailed)
+                       else RuntimeError("an earlier batch failed; nothing was written"))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        finally:
+            flight.prev = None
+            slots.release()
+        flight.settle(True)
+        self.batches += 1
+        self.batched_transfers += sum(len(c.transfers) for c in flight.calls)
+        for call, result in zip(flight.calls, outcomes, strict=True):
+            if not call.future.done():
+                call.future.set_result(result)
+
+    async def _fly_in(self, flight: _Flight, io: _PostgresIO,
+                      prev: _Flight | None) -> list[list[Outcome]]:
+        wanted = _Wanted(flight.calls)
+        # Batches not yet committed when our read starts: their rows are not in it.
+        unsettled = [f for f in self._recent if f.ok is None]
+        try:
+            needed = wanted.ids | wanted.pending_ids
+            transfers, resolved = await io.load_transfers(needed, wanted.pending_ids)
+            if prev is not None:
+                await prev.decided.wait()
+            base = self._tip
+            if base is None:  # the lease is being dropped after a failure
+                raise _PredecessorFailed()
+            # Accounts not in the cache were not touched by any batch in flight.
+            missing = wanted.account_ids(transfers).difference(self._cache)
+            if missing:
+                loaded = await io.load_account_states(list(missing))
+                if self._tip != base:
+                    raise _PredecessorFailed()
+                for account_id, state in loaded.items():
+                    self._cache.setdefault(account_id, state)
+            for recent in unsettled:
+                for transfer_id in _common(needed, recent.created):
+                    transfers[transfer_id] = recent.created[transfer_id]
+                for pending_id in _common(wanted.pending_ids, recent.resolved):
+                    resolved[pending_id] = recent.resolved[pending_id]
+            snap = engine.Snapshot(self._cache, transfers, resolved, base[0], base[1])
+            decision = engine.decide(wanted.requests, snap, utcnow())
+            balances = _balances(decision.touched.values())
+            self._tip = (decision.head_seq, decision.head_hash)
+            flight.created = {t.id: t for t in decision.created}
+            flight.resolved = {t.pending_id: t.flags for t in decision.created
+                               if t.pending_id is not None}
+            self._recent.append(flight)
+        finally:
+            flight.decided.set()
+        if prev is not None:
+            await prev.written.wait()
+        try:
+            if decision.created:
+                await io.insert_transfers(decision.created)
+                await io.update_accounts(balances)
+                await io.update_holds(decision.created)
+                await io.set_head(decision.head_seq, decision.head_hash, base)
+        finally:
+            flight.written.set()
+        return decision.outcomes
+
+
+def _common(ids: set[uuid.UUID], mapping: dict[uuid.UUID, Any]) -> set[uuid.UUID]:
+    """The ids that are keys of ``mapping``. Two set differences, because set.difference
+    with a dict or set reuses stored hashes, and UUID's own hash is Python code."""
+    if not mapping:
+        return set()
+    return ids.difference(ids.difference(mapping))
+
+
 def _balances(accounts: Iterable[AccountState]) -> list[tuple[uuid.UUID, int, int, int, int]]:
-    """Rows for the balance update, in id order (the order rows are locked in)."""
+    # No sorting by id: every batch already holds the chain-head lock, the one lock all
+    # ledger writers take first, so row locks cannot deadlock whatever their order.
     return [(a.id, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
-            for a in sorted(accounts, key=lambda a: a.id)]
+            for a in accounts]
+
+
+class ChainMoved(RuntimeError):
+    """The chain head moved under a batch: it was rolled back and may be retried."""
+
+
+class _PredecessorFailed(Exception):
+    """A batch this one was decided on top of did not commit."""
+
+
+class _Flight:
+    """A batch on its way through the pipeline."""
+
+    __slots__ = ("calls", "prev", "decided", "written", "committed", "ok", "created",
+                 "resolved")
+
+    def __init__(self, calls: list[_Call], prev: _Flight | None) -> None:
+        self.calls = calls
+        self.prev = prev
+        self.decided = asyncio.Event()
+        self.written = asyncio.Event()
+        self.committed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.ok: bool | None = None
+        self.created: dict[uuid.UUID, Transfer] = {}
+        self.resolved: dict[uuid.UUID, int] = {}
+
+    def settle(self, ok: bool) -> None:
+        self.ok = ok
+        self.decided.set()
+        self.written.set()
+        if not self.committed.done():
+            self.committed.set_result(ok)
 
 
 class _Wanted:
@@ -330,19 +548,11 @@ class _Wanted:
 
 
 class _PostgresIO:
-    """Few, large round trips on the asyncpg connection itself: arrays in, ``unnest`` out.
+    """Few, large round trips on the asyncpg connection itself (no per-row result
+    processing): arrays in, ``unnest`` out, binary ``COPY`` for the transfers."""
 
-    The first statement goes through SQLAlchemy, which opens the transaction; the rest use
-    the driver directly (inside that transaction) to skip per-row result processing.
-    """
-
-    def __init__(self, raw: Any) -> None:
-        self.db = raw.driver_connection
-
-    async def lock_head(self, conn: AsyncConnection) -> tuple[int, bytes]:
-        row = (await conn.exec_driver_sql(
-            "SELECT seq, hash FROM ledger_chain WHERE id = 1 FOR UPDATE")).one()
-        return row[0], bytes(row[1])
+    def __init__(self, db: Any) -> None:
+        self.db = db  # the asyncpg connection, inside the batch's transaction
 
     async def load_transfers(self, ids: set[uuid.UUID], pending_ids: set[uuid.UUID]
                              ) -> tuple[dict[uuid.UUID, Transfer], dict[uuid.UUID, int]]:
@@ -393,10 +603,14 @@ class _PostgresIO:
             await self.db.execute(
                 "DELETE FROM ledger_open_hold WHERE pending_id = ANY($1::uuid[])", closed)
 
-    async def set_head(self, seq: int, hash_: bytes) -> None:
-        await self.db.execute(
-            "UPDATE ledger_chain SET seq = $1, hash = $2, batches = batches + 1 WHERE id = 1",
-            seq, hash_)
+    async def set_head(self, seq: int, hash_: bytes, base: tuple[int, bytes]) -> None:
+        # Extends the chain only from the head the batch was decided on: a writer that broke
+        # the lease protocol makes this batch fail rather than fork the chain.
+        status = await self.db.execute(
+            "UPDATE ledger_chain SET seq = $1, hash = $2, batches = batches + 1 "
+            "WHERE id = 1 AND seq = $3 AND hash = $4", seq, hash_, base[0], base[1])
+        if status != "UPDATE 1":
+            raise ChainMoved(f"the chain head is no longer at {base[0]}")
 
 
 class _SqliteIO:
@@ -468,9 +682,13 @@ class _SqliteIO:
         for chunk in _chunks(closed, 500):
             await self.conn.execute(delete(table).where(table.c.pending_id.in_(chunk)))
 
-    async def set_head(self, seq: int, hash_: bytes) -> None:
+    async def set_head(self, seq: int, hash_: bytes, base: tuple[int, bytes]) -> None:
         chain = LedgerChain.__table__
-        await self.conn.execute(update(chain).where(chain.c.id == 1).values(seq=seq, hash=hash_))
+        result = await self.conn.execute(
+            update(chain).where(chain.c.id == 1, chain.c.seq == base[0], chain.c.hash == base[1])
+            .values(seq=seq, hash=hash_))
+        if result.rowcount != 1:
+            raise ChainMoved(f"the chain head is no longer at {base[0]}")
 
 
 # -- rows ----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import orjson
 
 AMOUNT_MAX = 2**63 - 1  # BIGINT; balances are bounded by it too
 TIMEOUT_MAX_S = 366 * 24 * 3600
+CODE_MAX = 65535  # why money moved: a small number, as TigerBeetle's u16 code
 USER_DATA_MAX_BYTES = 2048
 GENESIS_HASH = bytes(32)
 
@@ -53,6 +54,7 @@ class Result(enum.StrEnum):
     AMOUNT_MUST_NOT_BE_ZERO = "amount_must_not_be_zero"
     AMOUNT_TOO_LARGE = "amount_too_large"
     CODE_MUST_NOT_BE_ZERO = "code_must_not_be_zero"
+    CODE_TOO_LARGE = "code_too_large"
     DEBIT_ACCOUNT_REQUIRED = "debit_account_required"
     CREDIT_ACCOUNT_REQUIRED = "credit_account_required"
     LEDGER_REQUIRED = "ledger_required"
@@ -99,6 +101,7 @@ MESSAGES: dict[Result, str] = {
     Result.AMOUNT_MUST_NOT_BE_ZERO: "The amount must be greater than zero.",
     Result.AMOUNT_TOO_LARGE: "The amount is larger than 2^63-1 minor units.",
     Result.CODE_MUST_NOT_BE_ZERO: "A transfer needs a code that says why it was made.",
+    Result.CODE_TOO_LARGE: "The code is larger than 65535.",
     Result.DEBIT_ACCOUNT_REQUIRED: "The debit account is missing.",
     Result.CREDIT_ACCOUNT_REQUIRED: "The credit account is missing.",
     Result.LEDGER_REQUIRED: "The ledger (currency) is missing.",
