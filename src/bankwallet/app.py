@@ -31,7 +31,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         tune_gc()
         db = Database(settings.database_url, pool_size=settings.database_pool_size)
         ledger = SqlLedgerStore(db.engine, batch_max=settings.ledger_batch_max,
-                                batch_wait_ms=settings.ledger_batch_wait_ms)
+                                batch_wait_ms=settings.ledger_batch_wait_ms,
+                                pipeline=settings.ledger_pipeline)
         app.state.db, app.state.ledger = db, ledger
         workers: list[asyncio.Task[None]] = []
         if run_workers:

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     # The ledger's batcher: bounded batch size and how long it waits for more work.
     ledger_batch_max: int = Field(default=4096, ge=1, le=8190)
     ledger_batch_wait_ms: float = Field(default=0.0, ge=0, le=50)
+    # PostgreSQL: batches in flight at once (decided while the one before commits).
+    ledger_pipeline: int = Field(default=2, ge=1, le=4)
     ledger_expiry_interval_s: float = Field(default=1.0, gt=0)
 
     # Bearer token for the operator API (/api/v1/ledger); unset disables that API.

@@ -69,7 +69,9 @@ async def _run(engine: AsyncEngine, *, scenario: str, seconds: float, accounts: 
     settings = await _durability(engine) if postgres else {"sqlite_synchronous": "NORMAL (WAL)"}
     progress(f"durability: {settings}")
     # The ledger as `bankwallet serve` runs it.
-    store = SqlLedgerStore(engine, batch_max=get_settings().ledger_batch_max)
+    config = get_settings()
+    store = SqlLedgerStore(engine, batch_max=config.ledger_batch_max,
+                           pipeline=config.ledger_pipeline)
     try:
         ids, hot = await _setup_accounts(store, accounts, progress)
         progress(f"ledger: {scenario}, {submitters} submitters x {per_call} per call, "

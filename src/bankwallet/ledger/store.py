@@ -537,6 +537,8 @@ class _Wanted:
                     self.direct_accounts.add(t.credit_account_id)
 
     def account_ids(self, transfers: dict[uuid.UUID, Transfer]) -> set[uuid.UUID]:
+        if not transfers:
+            return self.direct_accounts
         found = set(self.direct_accounts)
         for t in transfers.values():
             found.add(t.debit_account_id)
