@@ -11,14 +11,20 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from bankwallet import __version__
+from bankwallet.core import outbox
 from bankwallet.core.db import Database
 from bankwallet.core.errors import install_error_handlers
 from bankwallet.core.http import RequestContextMiddleware
 from bankwallet.core.logging import configure_logging
 from bankwallet.core.runtime import tune_gc
+from bankwallet.identity import api as identity_api
+from bankwallet.identity import web as identity_web
 from bankwallet.ledger import api as ledger_api
 from bankwallet.ledger import tasks as ledger_tasks
 from bankwallet.ledger.store import SqlLedgerStore
+from bankwallet.notifications import api as notifications_api
+from bankwallet.notifications import tasks as notifications_tasks  # registers consumers
+from bankwallet.notifications import web as notifications_web
 from bankwallet.settings import Settings, get_settings
 
 
@@ -34,10 +40,14 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
                                 batch_wait_ms=settings.ledger_batch_wait_ms,
                                 pipeline=settings.ledger_pipeline)
         app.state.db, app.state.ledger = db, ledger
+        notifications_tasks.configure(settings)
         workers: list[asyncio.Task[None]] = []
         if run_workers:
             workers.append(asyncio.create_task(ledger_tasks.expire_holds_forever(
                 ledger, interval_s=settings.ledger_expiry_interval_s)))
+            workers.append(asyncio.create_task(outbox.dispatch_forever(
+                db, interval_s=settings.outbox_interval_s,
+                max_attempts=settings.outbox_max_attempts)))
         try:
             yield
         finally:
@@ -67,6 +77,10 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         return JSONResponse({"status": "ready", "database": app.state.db.dialect})
 
     app.include_router(ledger_api.router)
+    app.include_router(identity_api.router)
+    app.include_router(identity_web.router)
+    app.include_router(notifications_api.router)
+    notifications_web.mount(app, settings)  # the development inbox: dev and test only
     from bankwallet.web import web as web_routes
 
     web_routes.mount(app)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import typing
 
 import typer
 
@@ -17,6 +18,10 @@ ledger_app = typer.Typer(help="Ledger operations.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks with same-run baselines.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(bench_app, name="bench")
+users_app = typer.Typer(help="Users and staff.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+keys_app = typer.Typer(help="Encryption keys: generate and rotate.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 DatabaseUrl = typer.Option(None, "--database-url", help="Overrides BANKWALLET_DATABASE_URL.")
 
@@ -112,6 +117,126 @@ def bench_ledger(scenario: str = typer.Option("uniform", help="uniform | hot"),
                                    submitters=submitters, per_call=per_call,
                                    baselines=baselines, progress=lambda m: typer.echo(m, err=True)))
     sys.stdout.write(json.dumps(result) + "\n")
+
+
+@users_app.command("create")
+def users_create(email: str = typer.Option(None, "--email", help="The user's e-mail login."),
+                 phone: str = typer.Option(None, "--phone", help="Or a mobile number."),
+                 password_stdin: bool = typer.Option(
+                     False, "--password-stdin", help="Read the password from standard input."),
+                 role: str = typer.Option("customer", "--role",
+                                          help="customer, support, risk, operations or admin"),
+                 database_url: str | None = DatabaseUrl) -> None:
+    """Create a verified user (for operators); the password comes from standard input."""
+    from bankwallet.core.db import Database
+    from bankwallet.core.errors import BankwalletError
+    from bankwallet.core.migrate import upgrade
+    from bankwallet.identity import service as identity_service
+
+    if not password_stdin:
+        raise typer.BadParameter("pass --password-stdin and the password on standard input "
+                                 "(never as an argument: it would be in the process list)")
+    if bool(email) == bool(phone):
+        raise typer.BadParameter("give exactly one of --email and --phone")
+    password = sys.stdin.readline().rstrip("\r\n")
+    url = _database_url(database_url)
+    upgrade(url)
+
+    async def run() -> str:
+        db = Database(url)
+        try:
+            async with db.unit_of_work() as session:
+                user = await identity_service.create_user(
+                    session, login_text=email or phone, password=password, role=role)
+                return str(user.id)
+        finally:
+            await db.dispose()
+
+    try:
+        user_id = asyncio.run(run())
+    except BankwalletError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps({"id": user_id, "role": role}))
+
+
+@keys_app.command("generate")
+def keys_generate(key_file: str | None = typer.Option(
+        None, "--key-file", help="Overrides BANKWALLET_KEY_FILE (created when missing).")) -> None:
+    """Add a new random key-encryption key to the key file and make it active.
+
+    Prints only the new key id. Restart the app processes so they encrypt with it, then run
+    `bankwallet keys rotate`; old keys stay in the file to decrypt until nothing uses them.
+    """
+    from pathlib import Path
+
+    from bankwallet.core import crypto
+
+    settings = get_settings()
+    if key_file is None and settings.keys_json is not None:
+        _fail("keys come from BANKWALLET_KEYS_JSON, which this command cannot change: "
+              "generate into a file (--key-file) and update that secret from it")
+    path = Path(key_file) if key_file else settings.key_file
+    if path is None:
+        if settings.env == "prod":
+            _fail("set BANKWALLET_KEY_FILE (or pass --key-file)")
+        path = crypto.DEV_KEY_FILE
+    try:
+        kid = crypto.generate_key(Path(path))
+    except crypto.KeyConfigurationError as exc:
+        _fail(exc.detail)
+    crypto.reset_keyring()
+    typer.echo(kid)
+
+
+@keys_app.command("rotate")
+def keys_rotate(database_url: str | None = DatabaseUrl,
+                batch_size: int = typer.Option(500, "--batch-size", min=1, max=5000,
+                                               help="Rows per transaction.")) -> None:
+    """Re-wrap every encrypted column's data keys under the active key (data untouched).
+
+    Prints JSON: counts per column and how many rows still use each old key id. Exits 1 when
+    some value could not be read (malformed, or of a key id missing from the key set).
+    """
+    import bankwallet.app  # noqa: F401  - every domain registers its encrypted columns on import
+    from bankwallet.core import crypto
+    from bankwallet.core.db import make_engine
+
+    url = _database_url(database_url)
+    try:
+        keyring = crypto.load_keyring(get_settings())
+    except crypto.KeyConfigurationError as exc:
+        _fail(exc.detail)
+    columns = crypto.registered_columns()
+
+    async def run() -> dict[str, dict[str, object]]:
+        engine = make_engine(url)
+        try:
+            missing = await crypto.missing_columns(engine, columns)
+            if missing:
+                _fail(f"not in the database: {', '.join(missing)} (run `bankwallet migrate`)")
+            return {c.name: (await crypto.rotate_column(engine, c, keyring,
+                                                        batch_size=batch_size)).as_dict()
+                    for c in columns}
+        finally:
+            await engine.dispose()
+
+    per_column = asyncio.run(run())
+    old_kids = {kid: 0 for kid in keyring.kids if kid != keyring.active_kid}
+    unreadable = 0
+    for report in per_column.values():
+        unreadable += report["unreadable"]  # type: ignore[operator]
+        for kid, count in report["by_kid"].items():  # type: ignore[attr-defined]
+            if kid != keyring.active_kid:
+                old_kids[kid] = old_kids.get(kid, 0) + count
+    typer.echo(json.dumps({"active_kid": keyring.active_kid, "columns": per_column,
+                           "old_kids_in_use": dict(sorted(old_kids.items()))}, indent=2))
+    raise typer.Exit(1 if unreadable else 0)
+
+
+def _fail(message: str) -> typing.NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
 
 
 def _safe_url(url: str) -> str:

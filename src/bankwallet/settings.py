@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/bankwallet.db"
@@ -32,6 +32,39 @@ class Settings(BaseSettings):
 
     # Bearer token for the operator API (/api/v1/ledger); unset disables that API.
     ops_token: str | None = None
+
+    # Envelope-encryption keys: a key file (JSON) or the same JSON inline. Dev and test make
+    # ./var/keys.json when neither is set; production refuses to start without keys.
+    # Key material never leaves these fields: SecretStr keeps it out of reprs and logs.
+    key_file: Path | None = None
+    keys_json: SecretStr | None = None
+
+    # Identity: sessions, one-time codes, throttling.
+    session_idle_timeout_s: int = Field(default=1800, ge=60)
+    session_absolute_timeout_s: int = Field(default=12 * 3600, ge=300)
+    api_session_absolute_timeout_s: int = Field(default=30 * 24 * 3600, ge=300)
+    otp_ttl_s: int = Field(default=300, ge=30, le=3600)
+    otp_max_attempts: int = Field(default=5, ge=1, le=20)
+    login_free_failures: int = Field(default=5, ge=1, le=100)
+    ip_max_failures: int = Field(default=50, ge=5)
+    default_phone_region: str = "CN"
+    cookie_secure: bool = True
+
+    # Outbox: how often an idle dispatcher polls, and how often an event is tried.
+    outbox_interval_s: float = Field(default=0.5, gt=0, le=60)
+    outbox_max_attempts: int = Field(default=10, ge=1, le=50)
+
+    # Notifications: "dev" stores messages (sealed) for the development inbox at /dev/inbox.
+    email_backend: Literal["smtp", "dev"] = "dev"
+    sms_backend: Literal["dev"] = "dev"  # a real SMS provider adds its name here
+    email_from: str = "bankwallet <no-reply@bankwallet.localhost>"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True  # upgrade with STARTTLS (port 587); required when True
+    smtp_tls: bool = False  # implicit TLS (port 465) instead
+    smtp_timeout_s: float = Field(default=10.0, gt=0, le=60)
 
     # Request bodies above this are refused before parsing.
     max_body_bytes: int = 1_048_576

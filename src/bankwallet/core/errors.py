@@ -31,6 +31,10 @@ class BankwalletError(Exception):
         self.extra = extra
         super().__init__(self.detail)
 
+    def headers(self) -> dict[str, str] | None:
+        """Extra response headers (e.g. Retry-After)."""
+        return None
+
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
         return problem(self.code, self.status, self.title, self.detail, instance, **self.extra)
 
@@ -95,7 +99,7 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BankwalletError)
     async def _bankwallet_error(request: Request, exc: BankwalletError) -> JSONResponse:
-        return problem_response(exc.to_problem(request.url.path))
+        return problem_response(exc.to_problem(request.url.path), headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,0 +1,79 @@
+"""Identity tables. Contact details are stored only encrypted, found by blind index."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bankwallet.core.db import Base, JSONType, UTCDateTime
+
+
+class User(Base):
+    __tablename__ = "identity_user"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    # HMAC blind indexes (look-up) and envelope-encrypted values (display) of the contacts.
+    email_index: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
+    email_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_index: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # active | locked | closed
+    kyc_tier: Mapped[int] = mapped_column(Integer)
+    locale: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    password_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Session(Base):
+    """A login: an opaque random token, stored as its SHA-256 only."""
+
+    __tablename__ = "identity_session"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("identity_user.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # web (cookie) | api (bearer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # absolute timeout
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    second_factor_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(256))
+
+
+class Challenge(Base):
+    """A one-time code sent to a phone or mailbox (sign-up, password reset, step-up)."""
+
+    __tablename__ = "identity_challenge"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    destination_index: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    destination_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    channel: Mapped[str] = mapped_column(String(8))  # sms | email
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # What completing the challenge needs, e.g. the new account's argon2 password hash.
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    consumed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Throttle(Base):
+    """Failed attempts per account or per address, with a growing lock-out."""
+
+    __tablename__ = "identity_throttle"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+LoginText = Annotated[str, StringConstraints(min_length=3, max_length=254)]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Code = Annotated[str, StringConstraints(pattern=r"^\s*\d{6}\s*$")]
+Locale = Literal["zh_CN", "en"]
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    login: LoginText
+    password: Password
+
+
+class SignupStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    login: LoginText
+    password: Password
+    locale: Locale = "zh_CN"
+
+
+class SignupFinish(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    challenge_id: uuid.UUID
+    code: Code
+
+
+class ChallengeRead(BaseModel):
+    challenge_id: uuid.UUID
+    channel: Literal["sms", "email"]
+    expires_in_s: int
+
+
+class UserRead(BaseModel):
+    id: uuid.UUID
+    email: str | None
+    phone: str | None
+    role: str
+    kyc_tier: int
+    locale: str
+    created_at: dt.datetime
+
+
+class SessionCreated(BaseModel):
+    token: str
+    token_type: Literal["bearer"] = "bearer"
+    session_id: uuid.UUID
+    expires_at: dt.datetime
+    user: UserRead
+
+
+class SessionRead(BaseModel):
+    id: uuid.UUID
+    kind: str
+    created_at: dt.datetime
+    last_seen_at: dt.datetime
+    expires_at: dt.datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool
+
+
+class SessionList(BaseModel):
+    items: list[SessionRead]
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: Password
+    new_password: Password
+
+
+class ResetStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    login: LoginText
+    locale: Locale = "zh_CN"
+
+
+class ResetFinish(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    challenge_id: uuid.UUID
+    code: Code
+    new_password: Password

@@ -1,0 +1,1 @@
+"""Notifications: the in-app inbox, and messages out by e-mail and SMS (one-time codes)."""
