@@ -206,14 +206,14 @@ class Keyring:
     def rewrap(self, blob: bytes, *, context: str) -> bytes:
         """The same ciphertext with its data key wrapped by the active KEK.
 
-        Only the data key is unwrapped; the value itself is never decrypted. A blob already
-        under the active KEK comes back unchanged.
+        Only the data key is unwrapped (which also checks the wrap and the context); the value
+        itself is never decrypted. A blob already under the active KEK comes back unchanged.
         """
         aad = _context_bytes(context)
         envelope = Envelope.parse(blob)
+        dek = self._unwrap(envelope, aad)
         if envelope.kid == self.active_kid:
             return bytes(blob)
-        dek = self._unwrap(envelope, aad)
         wrap_nonce, wrapped = self._wrap(dek, self.active_kid, aad)
         return Envelope(self.active_kid, wrap_nonce, wrapped, envelope.data_nonce,
                         envelope.ciphertext).to_bytes()

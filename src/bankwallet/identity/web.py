@@ -112,8 +112,25 @@ async def security_page(request: Request, session: DbSession) -> Response:
         return RedirectResponse("/login?next=/me/security", status_code=303)
     sessions = await service.list_sessions(session, auth)
     return render(request, "identity/security.html",
-                  {"sessions": sessions, "current_id": auth.session.id,
+                  {"sessions": sessions, "current_id": auth.session.id, "device": device_name,
                    "contact": service.contact_of(auth.user)}, active="me")
+
+
+_BROWSERS = (("Edg/", "Edge"), ("Firefox/", "Firefox"), ("MicroMessenger", "WeChat"),
+             ("Chrome/", "Chrome"), ("Safari/", "Safari"))
+_SYSTEMS = (("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"),
+            ("Windows", "Windows"), ("Mac OS X", "macOS"), ("Linux", "Linux"))
+
+
+def device_name(user_agent: str | None) -> str | None:
+    """"Chrome on Android" from a User-Agent header: enough to recognise one's own devices."""
+    if not user_agent:
+        return None
+    browser = next((name for token, name in _BROWSERS if token in user_agent), None)
+    system = next((name for token, name in _SYSTEMS if token in user_agent), None)
+    if browser and system:
+        return f"{browser} · {system}"
+    return browser or system or user_agent[:40]
 
 
 @router.post("/me/security/sessions/{session_id}/revoke")

@@ -43,7 +43,7 @@ NAV: Final = (
     NavItem("pay", N_("Pay"), None),
     NavItem("cards", N_("Cards"), None),
     NavItem("crypto", N_("Crypto"), None),
-    NavItem("me", N_("Me"), None),
+    NavItem("me", N_("Me"), "/me/security"),
 )
 
 # Language names are shown in their own language, so they are not translated.
