@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from bankwallet import __version__
 from bankwallet.core import outbox
+from bankwallet.core.crypto import get_keyring
 from bankwallet.core.db import Database
 from bankwallet.core.errors import install_error_handlers
 from bankwallet.core.http import RequestContextMiddleware
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        get_keyring()  # production refuses to start without keys, not at the first request
         tune_gc()
         db = Database(settings.database_url, pool_size=settings.database_pool_size)
         ledger = SqlLedgerStore(db.engine, batch_max=settings.ledger_batch_max,

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/bankwallet.db"
@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     # Key material never leaves these fields: SecretStr keeps it out of reprs and logs.
     key_file: Path | None = None
     keys_json: SecretStr | None = None
+
+    @field_validator("key_file", "keys_json", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `BANKWALLET_KEY_FILE=` in a compose file means "not set", not the current directory.
+        return None if isinstance(value, str) and not value.strip() else value
 
     # Identity: sessions, one-time codes, throttling.
     session_idle_timeout_s: int = Field(default=1800, ge=60)
