@@ -22,6 +22,8 @@ users_app = typer.Typer(help="Users and staff.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 keys_app = typer.Typer(help="Encryption keys: generate and rotate.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 DatabaseUrl = typer.Option(None, "--database-url", help="Overrides BANKWALLET_DATABASE_URL.")
 
@@ -73,6 +75,44 @@ def demo(database_url: str | None = DatabaseUrl,
     if serve_after:
         typer.echo(f"serving on http://{host}:{port}")
         serve(host=host, port=port, workers=1, database_url=None)
+
+
+@app.command()
+def worker(database_url: str | None = DatabaseUrl) -> None:
+    """Background jobs only (outbox dispatch, hold expiry), for a process without HTTP."""
+    from bankwallet.app import create_app
+
+    _database_url(database_url)
+    app_ = create_app(get_settings(), run_workers=True)
+
+    async def run() -> None:
+        async with app_.router.lifespan_context(app_):
+            await asyncio.Event().wait()  # until interrupted
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+@audit_app.command("verify")
+def audit_verify(database_url: str | None = DatabaseUrl) -> None:
+    """Check the audit log's hash chain; exit 1 naming the first bad event."""
+    from bankwallet.core import audit
+    from bankwallet.core.db import make_engine
+
+    async def run() -> list[str]:
+        engine = make_engine(_database_url(database_url))
+        try:
+            return await audit.verify_chain(engine)
+        finally:
+            await engine.dispose()
+
+    problems = asyncio.run(run())
+    for problem in problems:
+        typer.echo(f"BAD {problem}", err=True)
+    typer.echo("audit log clean" if not problems else "audit log TAMPERED OR INCONSISTENT")
+    raise typer.Exit(0 if not problems else 1)
 
 
 @ledger_app.command("verify")
