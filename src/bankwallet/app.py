@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from bankwallet import __version__
+from bankwallet.admin import api as admin_api
+from bankwallet.admin import web as admin_web
 from bankwallet.core import outbox
 from bankwallet.core.crypto import get_keyring
 from bankwallet.core.db import Database
@@ -81,6 +83,9 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     app.include_router(ledger_api.router)
     app.include_router(identity_api.router)
     app.include_router(identity_web.router)
+    app.include_router(admin_api.kyc_router)
+    app.include_router(admin_api.router)
+    app.include_router(admin_web.router)
     app.include_router(notifications_api.router)
     notifications_web.mount(app, settings)  # the development inbox: dev and test only
     from bankwallet.web import web as web_routes

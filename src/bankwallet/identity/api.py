@@ -8,11 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from bankwallet.core.deps import DbSession, client_info
-from bankwallet.identity import service
+from bankwallet.identity import mfa, service
 from bankwallet.identity.deps import Auth
 from bankwallet.identity.schemas import (
     ChallengeRead,
     LoginIn,
+    MfaStatusRead,
+    RecoveryCodesRead,
+    SecondFactorLogin,
+    SecondFactorRequiredRead,
+    SecondFactorSmsRequest,
     PasswordChange,
     ResetFinish,
     ResetStart,
@@ -21,6 +26,11 @@ from bankwallet.identity.schemas import (
     SessionRead,
     SignupFinish,
     SignupStart,
+    StepUpIn,
+    StepUpRead,
+    StepUpSmsRequest,
+    TotpConfirm,
+    TotpEnrolmentRead,
     UserRead,
 )
 
@@ -55,10 +65,85 @@ async def signup_verify(body: SignupFinish, session: DbSession, info: Info) -> S
 
 
 @router.post("/auth/login")
-async def login(body: LoginIn, session: DbSession, info: Info) -> SessionCreated:
-    user, new = await service.login(session, login_text=body.login, password=body.password,
-                                    info=info)
+async def login(body: LoginIn, session: DbSession, info: Info
+                ) -> SessionCreated | SecondFactorRequiredRead:
+    result = await service.login(session, login_text=body.login, password=body.password,
+                                 info=info)
+    if isinstance(result, service.SecondFactorRequired):
+        return SecondFactorRequiredRead(challenge_id=result.challenge_id,
+                                        methods=list(result.methods),
+                                        expires_in_s=result.expires_in_s)
+    return session_created(*result)
+
+
+@router.post("/auth/login/second-factor")
+async def login_second_factor(body: SecondFactorLogin, session: DbSession,
+                              info: Info) -> SessionCreated:
+    user, new = await mfa.finish_login(session, challenge_id=body.challenge_id,
+                                       method=body.method, code=body.code, info=info)
     return session_created(user, new)
+
+
+@router.post("/auth/login/second-factor/sms", status_code=202)
+async def login_second_factor_sms(body: SecondFactorSmsRequest, session: DbSession,
+                                  info: Info) -> ChallengeRead:
+    sent = await mfa.send_login_sms(session, challenge_id=body.challenge_id,
+                                    locale=body.locale, info=info)
+    return ChallengeRead(challenge_id=sent.id, channel=sent.channel,
+                         expires_in_s=sent.expires_in_s)
+
+
+@router.post("/auth/step-up")
+async def step_up(body: StepUpIn, auth: Auth, session: DbSession, info: Info) -> StepUpRead:
+    at = await mfa.step_up(session, auth, method=body.method, code=body.code, info=info)
+    return StepUpRead(second_factor_at=at)
+
+
+@router.post("/auth/step-up/sms", status_code=202)
+async def step_up_sms(auth: Auth, session: DbSession,
+                      body: StepUpSmsRequest | None = None) -> ChallengeRead:
+    sent = await mfa.send_step_up_sms(session, auth,
+                                      locale=body.locale if body else auth.user.locale)
+    return ChallengeRead(challenge_id=sent.id, channel=sent.channel,
+                         expires_in_s=sent.expires_in_s)
+
+
+@router.get("/auth/mfa")
+async def mfa_status(auth: Auth, session: DbSession) -> MfaStatusRead:
+    found = await mfa.status(session, auth.user)
+    return MfaStatusRead(totp_active=found.totp_active, totp_pending=found.totp_pending,
+                         recovery_codes_left=found.recovery_codes_left,
+                         sms_available=found.sms_available)
+
+
+@router.post("/auth/mfa/totp", status_code=201)
+async def totp_start(auth: Auth, session: DbSession, response: Response) -> TotpEnrolmentRead:
+    enrolment = await mfa.start_totp(session, auth)
+    response.headers["Cache-Control"] = "no-store"
+    return TotpEnrolmentRead(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri,
+                             qr_svg=enrolment.qr_svg)
+
+
+@router.post("/auth/mfa/totp/confirm")
+async def totp_confirm(body: TotpConfirm, auth: Auth, session: DbSession, info: Info,
+                       response: Response) -> RecoveryCodesRead:
+    codes = await mfa.confirm_totp(session, auth, code=body.code, info=info)
+    response.headers["Cache-Control"] = "no-store"
+    return RecoveryCodesRead(recovery_codes=codes)
+
+
+@router.delete("/auth/mfa/totp", status_code=204)
+async def totp_disable(auth: mfa.RecentSecondFactor, session: DbSession, info: Info) -> Response:
+    await mfa.disable_totp(session, auth, info=info)
+    return Response(status_code=204)
+
+
+@router.post("/auth/mfa/recovery-codes")
+async def recovery_codes_regenerate(auth: mfa.RecentSecondFactor, session: DbSession,
+                                    info: Info, response: Response) -> RecoveryCodesRead:
+    codes = await mfa.regenerate_recovery_codes(session, auth, info=info)
+    response.headers["Cache-Control"] = "no-store"
+    return RecoveryCodesRead(recovery_codes=codes)
 
 
 @router.post("/auth/logout", status_code=204)

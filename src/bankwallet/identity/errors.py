@@ -57,3 +57,29 @@ class WrongPassword(InvalidInput):
     code = "wrong_password"
     status = 400
     title = "The current password is wrong"
+
+
+class StepUpRequired(BankwalletError):
+    """A sensitive action needs a second factor proven in the last few minutes."""
+
+    code = "step_up_required"
+    status = 403
+    title = "Confirm it is you with your second factor"
+
+
+class TotpAlreadyActive(BankwalletError):
+    code = "totp_already_active"
+    status = 409
+    title = "An authenticator app is already set up; remove it first"
+
+
+class TotpNotEnrolled(BankwalletError):
+    code = "totp_not_enrolled"
+    status = 409
+    title = "No authenticator app is set up"
+
+
+class SecondFactorUnavailable(BankwalletError):
+    code = "second_factor_unavailable"
+    status = 409
+    title = "This second factor is not available for your account"

@@ -77,3 +77,53 @@ class Throttle(Base):
     failures: Mapped[int] = mapped_column(Integer)
     window_started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class KycApplication(Base):
+    """A customer's request for identity verification (KYC tier 1), and staff's decision.
+
+    Name, national id and birth date are stored only envelope-encrypted; the national id also
+    as a blind index. ``national_id_claim`` holds that index once approved and is unique: one
+    identity number verifies one user, enforced by the database, not only by a check.
+    """
+
+    __tablename__ = "identity_kyc_application"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("identity_user.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | approved | rejected
+    legal_name_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    national_id_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    national_id_index: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    national_id_claim: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
+    birth_date_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class Totp(Base):
+    """A user's authenticator app (RFC 6238). The shared secret is stored only envelope-
+    encrypted; ``last_step`` is the newest time-step accepted, so no code works twice."""
+
+    __tablename__ = "identity_totp"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("identity_user.id"),
+                                               primary_key=True)
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # None: enrolling
+    last_step: Mapped[int | None] = mapped_column(Integer)
+
+
+class RecoveryCode(Base):
+    """A one-time recovery code, stored only as its HMAC (blind index)."""
+
+    __tablename__ = "identity_recovery_code"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("identity_user.id"), index=True)
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

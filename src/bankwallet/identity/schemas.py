@@ -87,3 +87,68 @@ class ResetFinish(BaseModel):
     challenge_id: uuid.UUID
     code: Code
     new_password: Password
+
+
+# -- second factors --------------------------------------------------------------------------
+
+SecondFactorMethod = Literal["totp", "recovery_code", "sms"]
+# A 6-digit TOTP/SMS code or a recovery code like "abcd-efgh".
+SecondFactorCode = Annotated[str, StringConstraints(min_length=6, max_length=32,
+                                                    pattern=r"^[\sA-Za-z0-9-]+$")]
+
+
+class SecondFactorRequiredRead(BaseModel):
+    second_factor_required: Literal[True] = True
+    challenge_id: uuid.UUID
+    methods: list[SecondFactorMethod]
+    expires_in_s: int
+
+
+class SecondFactorLogin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    challenge_id: uuid.UUID
+    method: SecondFactorMethod
+    code: SecondFactorCode
+
+
+class SecondFactorSmsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    challenge_id: uuid.UUID
+    locale: Locale = "zh_CN"
+
+
+class StepUpIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    method: SecondFactorMethod
+    code: SecondFactorCode
+
+
+class StepUpSmsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    locale: Locale = "zh_CN"
+
+
+class StepUpRead(BaseModel):
+    second_factor_at: dt.datetime
+
+
+class TotpEnrolmentRead(BaseModel):
+    secret: str
+    otpauth_uri: str
+    qr_svg: str
+
+
+class TotpConfirm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: Code
+
+
+class RecoveryCodesRead(BaseModel):
+    recovery_codes: list[str]
+
+
+class MfaStatusRead(BaseModel):
+    totp_active: bool
+    totp_pending: bool
+    recovery_codes_left: int
+    sms_available: bool

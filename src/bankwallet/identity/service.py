@@ -35,7 +35,7 @@ from bankwallet.identity.errors import (
     Unauthenticated,
     WrongPassword,
 )
-from bankwallet.identity.models import Challenge, Session, Throttle, User
+from bankwallet.identity.models import Challenge, Session, Throttle, Totp, User
 from bankwallet.settings import get_settings
 
 ROLES = ("customer", "support", "risk", "operations", "admin")
@@ -44,6 +44,7 @@ TOKEN_BYTES = 32
 CODE_DIGITS = 6
 EMAIL_MAX = 254
 THROTTLE_WINDOW_S = 15 * 60
+LOGIN_2FA_PURPOSE = "login_2fa"
 LOCK_MAX_S = 15 * 60
 
 register_encrypted_column("identity_user", "email_enc", context="identity_user.email")
@@ -74,6 +75,16 @@ class Authenticated:
 class NewSession:
     session: Session
     token: str  # shown once: the cookie value or bearer token
+
+
+@dataclass(frozen=True, slots=True)
+class SecondFactorRequired:
+    """The password was right; the login completes with a second factor
+    (``identity.mfa.finish_login``)."""
+
+    challenge_id: uuid.UUID
+    methods: tuple[str, ...]
+    expires_in_s: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +222,9 @@ async def create_user(session: AsyncSession, *, login_text: str, password: str,
 
 
 async def login(session: AsyncSession, *, login_text: str, password: str, info: RequestInfo,
-                kind: Literal["web", "api"] = "api") -> tuple[User, NewSession]:
+                kind: Literal["web", "api"] = "api"
+                ) -> tuple[User, NewSession] | SecondFactorRequired:
+    """A session, or (when the user has an authenticator app) a second-factor challenge."""
     settings = get_settings()
     try:
         parsed = parse_login(login_text)
@@ -240,10 +253,47 @@ async def login(session: AsyncSession, *, login_text: str, password: str, info: 
     await _throttle_clear(session, account_key)
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
+    if await has_active_totp(session, user.id):
+        return await _second_factor_challenge(session, user, kind=kind, info=info)
     await audit.record(session, action="identity.login.succeeded", actor_type="user",
                        actor_id=str(user.id), subject_type="user", subject_id=str(user.id),
                        ip=info.ip, user_agent=info.user_agent)
     return user, await _open_session(session, user, kind=kind, info=info, second_factor=False)
+
+
+async def has_active_totp(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    found = await session.execute(select(Totp.user_id).where(
+        Totp.user_id == user_id, Totp.confirmed_at.is_not(None)))
+    return found.first() is not None
+
+
+def second_factor_methods(user: User) -> tuple[str, ...]:
+    return ("totp", "recovery_code", "sms") if user.phone_enc else ("totp", "recovery_code")
+
+
+async def _second_factor_challenge(session: AsyncSession, user: User, *,
+                                   kind: Literal["web", "api"],
+                                   info: RequestInfo) -> SecondFactorRequired:
+    """A login challenge bound to the user and the session kind. Its code hash is random
+    (unusable) until the user asks for an SMS code (``identity.mfa.send_login_sms``)."""
+    settings = get_settings()
+    now = utcnow()
+    contact = contact_of(user)
+    login = (Login("phone", contact["phone"]) if contact["phone"]
+             else Login("email", contact["email"] or ""))
+    challenge = Challenge(
+        id=uuid7(), purpose=LOGIN_2FA_PURPOSE, destination_index=_index(login),
+        destination_enc=get_keyring().encrypt(login.value,
+                                              context="identity_challenge.destination"),
+        channel=login.channel, code_hash=secrets.token_bytes(32), user_id=user.id,
+        data={"kind": kind}, attempts=0, created_at=now,
+        expires_at=now + dt.timedelta(seconds=settings.otp_ttl_s), consumed_at=None)
+    session.add(challenge)
+    await session.flush()
+    await audit.record(session, action="identity.login.second_factor_required",
+                       actor_type="user", actor_id=str(user.id), subject_type="challenge",
+                       subject_id=str(challenge.id), ip=info.ip, user_agent=info.user_agent)
+    return SecondFactorRequired(challenge.id, second_factor_methods(user), settings.otp_ttl_s)
 
 
 async def _open_session(session: AsyncSession, user: User, *, kind: Literal["web", "api"],

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bankwallet.core.deps import DbSession, client_info
 from bankwallet.core.errors import BankwalletError
-from bankwallet.identity import service
+from bankwallet.identity import mfa, service
 from bankwallet.identity.deps import SESSION_COOKIE, Auth, optional_auth
 from bankwallet.settings import get_settings
 from bankwallet.web.csrf import require_same_origin, safe_next
@@ -84,7 +85,7 @@ async def login(request: Request, session: DbSession, login: Text, password: Tex
                 next_path: Annotated[str, Form(alias="next", max_length=2048)] = "/") -> Response:
     require_same_origin(request)
     try:
-        _, new = await service.login(session, login_text=login, password=password,
+        result = await service.login(session, login_text=login, password=password,
                                      info=client_info(request), kind="web")
     except BankwalletError as exc:
         headers = exc.headers() or {}
@@ -92,6 +93,11 @@ async def login(request: Request, session: DbSession, login: Text, password: Tex
                                {"login": login, "next": safe_next(next_path)})
         response.headers.update(headers)
         return response
+    if isinstance(result, service.SecondFactorRequired):
+        query = urlencode({"c": str(result.challenge_id), "next": safe_next(next_path),
+                           "sms": "1" if "sms" in result.methods else "0"})
+        return RedirectResponse(f"/login/second-factor?{query}", status_code=303)
+    _, new = result
     response = RedirectResponse(safe_next(next_path), status_code=303)
     _set_session_cookie(request, response, new)
     return response
@@ -137,3 +143,137 @@ def device_name(user_agent: str | None) -> str | None:
 async def revoke_session(session_id: uuid.UUID, auth: Auth, session: DbSession) -> Response:
     await service.revoke_session(session, auth, session_id)
     return RedirectResponse("/me/security", status_code=303)
+
+
+# -- second factor at login, and the authenticator page ---------------------------------------
+
+SecondFactorMethod = Annotated[Literal["totp", "recovery_code", "sms"], Form()]
+FactorCode = Annotated[str, Form(max_length=32)]
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _second_factor_page(request: Request, *, challenge_id: uuid.UUID, next_path: str,
+                        sms: bool, method: str = "totp", error: str | None = None,
+                        sent: bool = False, status_code: int = 200,
+                        headers: dict[str, str] | None = None) -> HTMLResponse:
+    return render(request, "identity/mfa_second_factor.html",
+                  {"challenge_id": challenge_id, "next": safe_next(next_path), "sms": sms,
+                   "method": method, "error": error, "sent": sent},
+                  status_code=status_code, headers=headers)
+
+
+@router.get("/login/second-factor", response_class=HTMLResponse)
+async def second_factor_page(request: Request, c: uuid.UUID, next: str = "/",
+                             sms: str = "1") -> HTMLResponse:
+    return _second_factor_page(request, challenge_id=c, next_path=next, sms=sms == "1")
+
+
+@router.post("/login/second-factor")
+async def second_factor(request: Request, session: DbSession,
+                        challenge_id: Annotated[uuid.UUID, Form()], method: SecondFactorMethod,
+                        code: FactorCode,
+                        next_path: Annotated[str, Form(alias="next", max_length=2048)] = "/",
+                        sms: Annotated[str, Form(max_length=1)] = "1") -> Response:
+    require_same_origin(request)
+    try:
+        _, new = await mfa.finish_login(session, challenge_id=challenge_id, method=method,
+                                        code=code, info=client_info(request), kind="web")
+    except BankwalletError as exc:
+        return _second_factor_page(request, challenge_id=challenge_id, next_path=next_path,
+                                   sms=sms == "1", method=method, error=exc.code,
+                                   status_code=exc.status, headers=exc.headers())
+    response = RedirectResponse(safe_next(next_path), status_code=303)
+    _set_session_cookie(request, response, new)
+    return response
+
+
+@router.post("/login/second-factor/sms")
+async def second_factor_sms(request: Request, session: DbSession,
+                            challenge_id: Annotated[uuid.UUID, Form()],
+                            next_path: Annotated[str, Form(alias="next", max_length=2048)] = "/"
+                            ) -> Response:
+    require_same_origin(request)
+    from bankwallet.core.i18n import request_locale
+
+    try:
+        await mfa.send_login_sms(session, challenge_id=challenge_id,
+                                 locale=request_locale(request), info=client_info(request))
+    except BankwalletError as exc:
+        return _second_factor_page(request, challenge_id=challenge_id, next_path=next_path,
+                                   sms=True, method="sms", error=exc.code,
+                                   status_code=exc.status, headers=exc.headers())
+    return _second_factor_page(request, challenge_id=challenge_id, next_path=next_path,
+                               sms=True, method="sms", sent=True)
+
+
+async def _totp_page(request: Request, session: DbSession, auth: service.Authenticated, *,
+                     recovery_codes: list[str] | None = None, error: str | None = None,
+                     status_code: int = 200, sms_sent: bool = False) -> HTMLResponse:
+    found = await mfa.status(session, auth.user)
+    enrolment = await mfa.pending_totp(session, auth.user) if found.totp_pending else None
+    return render(request, "identity/mfa_totp.html",
+                  {"status": found, "enrolment": enrolment, "recovery_codes": recovery_codes,
+                   "error": error, "sms_sent": sms_sent}, active="me",
+                  status_code=status_code, headers=NO_STORE)
+
+
+@router.get("/me/security/totp", response_class=HTMLResponse)
+async def totp_page(request: Request, session: DbSession) -> Response:
+    auth = await optional_auth(request, session)
+    if auth is None:
+        return RedirectResponse("/login?next=/me/security/totp", status_code=303)
+    return await _totp_page(request, session, auth)
+
+
+@router.post("/me/security/totp/start")
+async def totp_start(request: Request, auth: Auth, session: DbSession) -> Response:
+    try:
+        await mfa.start_totp(session, auth)
+    except BankwalletError as exc:
+        return await _totp_page(request, session, auth, error=exc.code, status_code=exc.status)
+    return RedirectResponse("/me/security/totp", status_code=303)
+
+
+@router.post("/me/security/totp/confirm")
+async def totp_confirm(request: Request, auth: Auth, session: DbSession,
+                       code: FactorCode) -> Response:
+    try:
+        codes = await mfa.confirm_totp(session, auth, code=code, info=client_info(request))
+    except BankwalletError as exc:
+        return await _totp_page(request, session, auth, error=exc.code, status_code=exc.status)
+    return await _totp_page(request, session, auth, recovery_codes=codes)
+
+
+@router.post("/me/security/totp/disable")
+async def totp_disable(request: Request, auth: Auth, session: DbSession,
+                       method: SecondFactorMethod, code: FactorCode) -> Response:
+    info = client_info(request)
+    try:
+        await mfa.step_up(session, auth, method=method, code=code, info=info)
+        await mfa.disable_totp(session, auth, info=info)
+    except BankwalletError as exc:
+        return await _totp_page(request, session, auth, error=exc.code, status_code=exc.status)
+    return RedirectResponse("/me/security/totp", status_code=303)
+
+
+@router.post("/me/security/totp/recovery-codes")
+async def totp_recovery_codes(request: Request, auth: Auth, session: DbSession,
+                              method: SecondFactorMethod, code: FactorCode) -> Response:
+    info = client_info(request)
+    try:
+        await mfa.step_up(session, auth, method=method, code=code, info=info)
+        codes = await mfa.regenerate_recovery_codes(session, auth, info=info)
+    except BankwalletError as exc:
+        return await _totp_page(request, session, auth, error=exc.code, status_code=exc.status)
+    return await _totp_page(request, session, auth, recovery_codes=codes)
+
+
+@router.post("/me/security/totp/sms")
+async def totp_step_up_sms(request: Request, auth: Auth, session: DbSession) -> Response:
+    from bankwallet.core.i18n import request_locale
+
+    try:
+        await mfa.send_step_up_sms(session, auth, locale=request_locale(request))
+    except BankwalletError as exc:
+        return await _totp_page(request, session, auth, error=exc.code, status_code=exc.status)
+    return await _totp_page(request, session, auth, error=None, sms_sent=True)
