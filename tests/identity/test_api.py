@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ from bankwallet.app import create_app
 from bankwallet.settings import Settings
 
 STRONG = "Plum-Harbour-Quietly-42"
+CLIENT_ADDRESSES = (f"198.51.{n // 256 % 256}.{n % 256}" for n in itertools.count(1))
 OTHER_STRONG = "Lantern.Orchard.Seventy9"
 
 
@@ -43,7 +45,9 @@ def client(db_url: str, key_file: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     get_settings.cache_clear()
     crypto.reset_keyring()
     app = create_app(Settings(database_url=db_url, env="test"), run_workers=False)
-    with TestClient(app) as test_client:
+    # Each test calls from an address of its own (RFC 5737 documentation ranges): per-address
+    # throttles then never carry over between tests sharing a database.
+    with TestClient(app, client=(next(CLIENT_ADDRESSES), 50000)) as test_client:
         yield test_client
     crypto.reset_keyring()
     get_settings.cache_clear()

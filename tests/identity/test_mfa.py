@@ -25,25 +25,6 @@ from .test_api import (  # noqa: F401
 )
 
 
-@pytest.fixture(autouse=True)
-def fresh_signup_budget(client: TestClient):
-    """These tests sign up many users from one test-client address; give back the per-address
-    sign-up budget they use (the databases are shared across the session)."""
-    yield
-    reset_signup_throttle(client)
-
-
-def reset_signup_throttle(client: TestClient) -> None:
-    from bankwallet.identity.models import Throttle
-    from sqlalchemy import delete
-
-    async def run() -> None:
-        async with client.app.state.db.unit_of_work() as session:
-            await session.execute(delete(Throttle).where(Throttle.key == "signup:ip:testclient"))
-
-    client.portal.call(run)
-
-
 def enrol(client: TestClient, token: str) -> tuple[pyotp.TOTP, list[str]]:
     """Start and confirm an authenticator; returns it and the recovery codes."""
     r = client.post("/api/v1/auth/mfa/totp", headers=bearer(token))
