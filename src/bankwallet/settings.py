@@ -21,7 +21,6 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     default_locale: Literal["en", "zh_CN"] = "zh_CN"
-    default_currency: str = "CNY"
 
     # The ledger's batcher: bounded batch size and how long it waits for more work.
     ledger_batch_max: int = Field(default=4096, ge=1, le=8190)
@@ -54,7 +53,6 @@ class Settings(BaseSettings):
     login_free_failures: int = Field(default=5, ge=1, le=100)
     ip_max_failures: int = Field(default=50, ge=5)
     default_phone_region: str = "CN"
-    cookie_secure: bool = True
 
     # Outbox: how often an idle dispatcher polls, and how often an event is tried.
     outbox_interval_s: float = Field(default=0.5, gt=0, le=60)
@@ -74,16 +72,6 @@ class Settings(BaseSettings):
 
     # Request bodies above this are refused before parsing.
     max_body_bytes: int = 1_048_576
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    def sqlite_path(self) -> Path | None:
-        if not self.is_sqlite:
-            return None
-        path = self.database_url.split("///", 1)[1]
-        return None if path in ("", ":memory:") else Path(path)
 
 
 @lru_cache

@@ -13,8 +13,7 @@ from bankwallet.core.deps import DbSession, client_info
 from bankwallet.core.errors import BankwalletError
 from bankwallet.identity import mfa, service
 from bankwallet.identity.deps import SESSION_COOKIE, Auth, optional_auth
-from bankwallet.settings import get_settings
-from bankwallet.web.csrf import require_same_origin, safe_next
+from bankwallet.web.csrf import cookies_secure, require_same_origin, safe_next
 from bankwallet.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -23,7 +22,7 @@ Text = Annotated[str, Form(max_length=256)]
 
 def _set_session_cookie(request: Request, response: Response, new: service.NewSession) -> None:
     response.set_cookie(SESSION_COOKIE, new.token, httponly=True, samesite="lax", path="/",
-                        secure=request.url.scheme == "https" or get_settings().env == "prod",
+                        secure=cookies_secure(request),
                         max_age=int((new.session.expires_at - new.session.created_at)
                                     .total_seconds()))
 

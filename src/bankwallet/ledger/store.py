@@ -31,7 +31,6 @@ from bankwallet.core.money import UnknownCurrency, check_currency
 from bankwallet.ledger import engine
 from bankwallet.ledger.models import LedgerAccount, LedgerChain, LedgerOpenHold, LedgerTransfer
 from bankwallet.ledger.types import (
-    GENESIS_HASH,
     Account,
     AccountIn,
     AccountState,
@@ -723,7 +722,3 @@ def _transfer_from_orm_row(r: Any) -> Transfer:
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def genesis_row() -> dict[str, Any]:
-    return {"id": 1, "seq": 0, "hash": GENESIS_HASH, "batches": 0}

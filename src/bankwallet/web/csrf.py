@@ -32,3 +32,10 @@ def safe_next(target: str) -> str:
             or "\\" in target or any(ord(c) < 0x20 for c in target)):
         return "/"
     return target
+
+
+def cookies_secure(request: Request) -> bool:
+    """Whether cookies get the Secure flag: always over HTTPS and in production (behind a
+    TLS-terminating proxy); not on plain-HTTP development servers, where browsers would drop
+    them."""
+    return request.url.scheme == "https" or request.app.state.settings.env == "prod"

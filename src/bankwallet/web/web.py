@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from bankwallet import __version__
 from bankwallet.core import i18n
 from bankwallet.core.errors import InvalidInput, NotFound
-from bankwallet.web.csrf import require_same_origin, safe_next
+from bankwallet.web.csrf import cookies_secure, require_same_origin, safe_next
 from bankwallet.web.icons import ICONS, icon_png
 from bankwallet.web.templating import STATIC_DIR, environment, render, static_url
 
@@ -52,8 +52,7 @@ async def switch_language(request: Request, lang: Annotated[str, Form(max_length
     response = RedirectResponse(safe_next(next_path), status_code=303)
     response.set_cookie(i18n.LANG_COOKIE, lang, max_age=LANG_COOKIE_MAX_AGE_S, path="/",
                         httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https"
-                        or request.app.state.settings.env == "prod")
+                        secure=cookies_secure(request))
     return response
 
 
