@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     login_free_failures: int = Field(default=5, ge=1, le=100)
     ip_max_failures: int = Field(default=50, ge=5)
     default_phone_region: str = "CN"
+    # Passkeys (WebAuthn): the relying party id is the site's domain ("wallet.example.com")
+    # and the origins are where the client runs ("https://wallet.example.com"). Unset in dev
+    # and test, both come from the request's Host; production must set them.
+    webauthn_rp_id: str | None = None
+    webauthn_origins: list[str] = Field(default_factory=list)
+    webauthn_rp_name: str = "bankwallet"
 
     # Outbox: how often an idle dispatcher polls, and how often an event is tried.
     outbox_interval_s: float = Field(default=0.5, gt=0, le=60)

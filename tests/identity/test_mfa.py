@@ -81,7 +81,7 @@ def test_enrol_then_login_needs_the_second_factor(client: TestClient) -> None:
     created = sign_up(client, phone)
     status = client.get("/api/v1/auth/mfa", headers=bearer(created["token"])).json()
     assert status == {"totp_active": False, "totp_pending": False, "recovery_codes_left": 0,
-                      "sms_available": True}
+                      "sms_available": True, "passkeys": 0}
     totp, _ = enrol(client, created["token"])
     status = client.get("/api/v1/auth/mfa", headers=bearer(created["token"])).json()
     assert status["totp_active"] and status["recovery_codes_left"] == 10
@@ -322,7 +322,7 @@ def test_bad_authenticated_mfa_input_is_a_4xx_problem(client: TestClient) -> Non
     for path, body in [("/api/v1/auth/mfa/totp/confirm", {"code": "abc"}),
                        ("/api/v1/auth/mfa/totp/confirm", {}),
                        ("/api/v1/auth/step-up", {"method": "totp"}),
-                       ("/api/v1/auth/step-up", {"method": "email", "code": "123456"})]:
+                       ("/api/v1/auth/step-up", {"method": "fax", "code": "123456"})]:
         r = client.post(path, headers=bearer(token), json=body)
         assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
     for method, path in [("POST", "/api/v1/auth/mfa/totp"), ("GET", "/api/v1/auth/mfa"),

@@ -5,13 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from bankwallet.core.deps import DbSession, client_info
-from bankwallet.identity import mfa, service
+from bankwallet.identity import closure, mfa, passkeys, service
 from bankwallet.identity.deps import Auth
 from bankwallet.identity.schemas import (
+    AccountClose,
     ChallengeRead,
+    PasskeyAssertion,
+    PasskeyCreate,
+    PasskeyList,
+    PasskeyRead,
+    PasskeyUpdate,
+    StepUpCodeRequest,
+    WebauthnOptionsRead,
     LoginIn,
     MfaStatusRead,
     RecoveryCodesRead,
@@ -102,10 +110,94 @@ async def step_up(body: StepUpIn, auth: Auth, session: DbSession, info: Info) ->
 @router.post("/auth/step-up/sms", status_code=202)
 async def step_up_sms(auth: Auth, session: DbSession,
                       body: StepUpSmsRequest | None = None) -> ChallengeRead:
-    sent = await mfa.send_step_up_sms(session, auth,
-                                      locale=body.locale if body else auth.user.locale)
+    sent = await mfa.send_step_up_code(session, auth,
+                                       locale=body.locale if body else auth.user.locale)
     return ChallengeRead(challenge_id=sent.id, channel=sent.channel,
                          expires_in_s=sent.expires_in_s)
+
+
+@router.post("/auth/step-up/code", status_code=202)
+async def step_up_code(body: StepUpCodeRequest, auth: Auth, session: DbSession) -> ChallengeRead:
+    """Send a step-up code by SMS or e-mail (``channel``)."""
+    sent = await mfa.send_step_up_code(session, auth, locale=body.locale, channel=body.channel)
+    return ChallengeRead(challenge_id=sent.id, channel=sent.channel,
+                         expires_in_s=sent.expires_in_s)
+
+
+@router.post("/auth/step-up/passkey/options")
+async def step_up_passkey_options(request: Request, auth: Auth,
+                                  session: DbSession) -> WebauthnOptionsRead:
+    ceremony = await passkeys.start_step_up(session, auth, passkeys.relying_party(request))
+    return WebauthnOptionsRead(ceremony_id=ceremony.id, options=ceremony.options)
+
+
+@router.post("/auth/step-up/passkey")
+async def step_up_passkey(request: Request, body: PasskeyAssertion, auth: Auth,
+                          session: DbSession, info: Info) -> StepUpRead:
+    at = await passkeys.finish_step_up(session, auth, passkeys.relying_party(request),
+                                       ceremony_id=body.ceremony_id,
+                                       credential=body.credential, info=info)
+    return StepUpRead(second_factor_at=at)
+
+
+# -- passkeys ------------------------------------------------------------------------------
+
+
+def passkey_read(passkey) -> PasskeyRead:
+    return PasskeyRead(id=passkey.id, name=passkey.name, backed_up=passkey.backed_up,
+                       created_at=passkey.created_at, last_used_at=passkey.last_used_at)
+
+
+@router.get("/auth/passkeys")
+async def passkey_list(auth: Auth, session: DbSession) -> PasskeyList:
+    return PasskeyList(items=[passkey_read(p)
+                              for p in await passkeys.list_passkeys(session, auth.user.id)])
+
+
+@router.post("/auth/passkeys/options")
+async def passkey_registration_options(request: Request, auth: Auth,
+                                       session: DbSession) -> WebauthnOptionsRead:
+    """Options for navigator.credentials.create(); needs a fresh second factor."""
+    ceremony = await passkeys.start_registration(session, auth, passkeys.relying_party(request))
+    return WebauthnOptionsRead(ceremony_id=ceremony.id, options=ceremony.options)
+
+
+@router.post("/auth/passkeys", status_code=201)
+async def passkey_register(request: Request, body: PasskeyCreate, auth: Auth,
+                           session: DbSession, info: Info) -> PasskeyRead:
+    passkey = await passkeys.finish_registration(
+        session, auth, passkeys.relying_party(request), ceremony_id=body.ceremony_id,
+        credential=body.credential, name=body.name, info=info)
+    return passkey_read(passkey)
+
+
+@router.patch("/auth/passkeys/{passkey_id}")
+async def passkey_rename(passkey_id: uuid.UUID, body: PasskeyUpdate, auth: Auth,
+                         session: DbSession) -> PasskeyRead:
+    return passkey_read(await passkeys.rename(session, auth, passkey_id, name=body.name))
+
+
+@router.delete("/auth/passkeys/{passkey_id}", status_code=204)
+async def passkey_remove(passkey_id: uuid.UUID, auth: Auth, session: DbSession,
+                         info: Info) -> Response:
+    await passkeys.remove(session, auth, passkey_id, info=info)
+    return Response(status_code=204)
+
+
+@router.post("/auth/passkey/login/options")
+async def passkey_login_options(request: Request, session: DbSession) -> WebauthnOptionsRead:
+    """Options for navigator.credentials.get(): log in with a passkey, no password."""
+    ceremony = await passkeys.start_login(session, passkeys.relying_party(request))
+    return WebauthnOptionsRead(ceremony_id=ceremony.id, options=ceremony.options)
+
+
+@router.post("/auth/passkey/login")
+async def passkey_login(request: Request, body: PasskeyAssertion, session: DbSession,
+                        info: Info) -> SessionCreated:
+    user, new = await passkeys.finish_login(session, passkeys.relying_party(request),
+                                            ceremony_id=body.ceremony_id,
+                                            credential=body.credential, info=info)
+    return session_created(user, new)
 
 
 @router.get("/auth/mfa")
@@ -113,7 +205,8 @@ async def mfa_status(auth: Auth, session: DbSession) -> MfaStatusRead:
     found = await mfa.status(session, auth.user)
     return MfaStatusRead(totp_active=found.totp_active, totp_pending=found.totp_pending,
                          recovery_codes_left=found.recovery_codes_left,
-                         sms_available=found.sms_available)
+                         sms_available=found.sms_available,
+                         passkeys=await passkeys.count(session, auth.user.id))
 
 
 @router.post("/auth/mfa/totp", status_code=201)
@@ -197,3 +290,12 @@ async def password_reset_verify(body: ResetFinish, session: DbSession, info: Inf
 @router.get("/me")
 async def me(auth: Auth) -> UserRead:
     return user_read(auth.user)
+
+
+@router.post("/me/close", status_code=204)
+async def close_account(request: Request, body: AccountClose, auth: Auth, session: DbSession,
+                        info: Info) -> Response:
+    """Close the caller's account: every balance must be zero; needs a fresh second factor."""
+    await closure.close_account(session, auth, ledger=request.app.state.ledger,
+                                password=body.password, info=info)
+    return Response(status_code=204)

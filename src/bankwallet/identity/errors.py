@@ -83,3 +83,29 @@ class SecondFactorUnavailable(BankwalletError):
     code = "second_factor_unavailable"
     status = 409
     title = "This second factor is not available for your account"
+
+
+class PasskeyRejected(BankwalletError):
+    """The browser's WebAuthn answer did not verify (wrong challenge, origin, signature…)."""
+
+    code = "passkey_rejected"
+    status = 400
+    title = "The passkey could not be verified"
+
+
+class PasskeyNotFound(BankwalletError):
+    code = "passkey_not_found"
+    status = 404
+    title = "No such passkey"
+
+
+class PasskeysNotConfigured(BankwalletError):
+    code = "passkeys_not_configured"
+    status = 503
+    title = "Passkeys are not configured on this server (BANKWALLET_WEBAUTHN_RP_ID)"
+
+
+class AccountNotEmpty(BankwalletError):
+    code = "account_not_empty"
+    status = 409
+    title = "Move out every balance before closing the account"

@@ -36,7 +36,7 @@ from bankwallet.identity.errors import (
     TotpAlreadyActive,
     TotpNotEnrolled,
 )
-from bankwallet.identity.models import Challenge, RecoveryCode, Totp, User
+from bankwallet.identity.models import Challenge, Passkey, RecoveryCode, Totp, User
 from bankwallet.settings import get_settings
 
 TOTP_ISSUER = "bankwallet"
@@ -54,7 +54,8 @@ SECRET_CONTEXT = "identity_totp.secret"
 register_encrypted_column("identity_totp", "secret_enc", context=SECRET_CONTEXT,
                           key_column="user_id")
 
-Method = Literal["totp", "recovery_code", "sms"]
+Method = Literal["totp", "recovery_code", "sms", "email"]
+CodeChannel = Literal["sms", "email"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +265,8 @@ async def _check_recovery_code(session: AsyncSession, user: User, code: str) -> 
     return digest if found.first() is not None else None
 
 
-def _check_sms(challenge: Challenge | None, code: str) -> bool:
+def _check_sent_code(challenge: Challenge | None, code: str) -> bool:
+    """A code texted or mailed for this challenge (login SMS, step-up SMS or e-mail)."""
     if challenge is None or not (challenge.data or {}).get("sms"):
         return False
     return hmac.compare_digest(challenge.code_hash,
@@ -282,7 +284,8 @@ async def _verify(session: AsyncSession, user: User, *, method: Method, code: st
         elif method == "recovery_code":
             proof = await _check_recovery_code(session, user, code)
         else:
-            proof = _check_sms(sms_challenge, code)
+            proof = (_check_sent_code(sms_challenge, code)
+                     and sms_challenge is not None and sms_challenge.channel == method)
     if proof is None or proof is False:
         await _count_failure(session, user, method=method, purpose=purpose, info=info,
                              challenge_id=counted_challenge_id
@@ -364,7 +367,7 @@ async def finish_login(session: AsyncSession, *, challenge_id: uuid.UUID, method
     await _verify(session, user, method=method, code=code,
                   sms_challenge=challenge if method == "sms" else None, purpose="login",
                   info=info, counted_challenge_id=challenge.id)
-    if method != "sms":  # an SMS code consumed its challenge already
+    if method not in ("sms", "email"):  # a sent code consumed its challenge already
         consumed = await session.execute(
             update(Challenge).where(Challenge.id == challenge.id, Challenge.consumed_at.is_(None))
             .values(consumed_at=utcnow()).execution_options(synchronize_session=False))
@@ -406,7 +409,10 @@ async def send_login_sms(session: AsyncSession, *, challenge_id: uuid.UUID, loca
 
 async def available_methods(session: AsyncSession, user: User) -> list[str]:
     methods = ["totp", "recovery_code"] if await service.has_active_totp(session, user.id) else []
-    return methods + (["sms"] if user.phone_enc else [])
+    found = await session.execute(select(Passkey.id).where(Passkey.user_id == user.id).limit(1))
+    if found.first() is not None:
+        methods.append("passkey")
+    return methods + (["sms"] if user.phone_enc else []) + (["email"] if user.email_enc else [])
 
 
 async def ensure_recent_second_factor(session: AsyncSession, auth: service.Authenticated, *,
@@ -436,7 +442,8 @@ RecentSecondFactor = Annotated[service.Authenticated, Depends(require_recent_sec
 async def step_up(session: AsyncSession, auth: service.Authenticated, *, method: Method,
                   code: str, info: service.RequestInfo) -> dt.datetime:
     """Prove a second factor again on the current session."""
-    sms_challenge = await _latest_step_up_challenge(session, auth) if method == "sms" else None
+    sms_challenge = (await _latest_step_up_challenge(session, auth)
+                     if method in ("sms", "email") else None)
     await _verify(session, auth.user, method=method, code=code, sms_challenge=sms_challenge,
                   purpose="step_up", info=info)
     now = utcnow()
@@ -461,15 +468,19 @@ async def _latest_step_up_challenge(session: AsyncSession,
     return challenge
 
 
-async def send_step_up_sms(session: AsyncSession, auth: service.Authenticated, *, locale: str
-                           ) -> service.ChallengeSent:
-    phone = service.contact_of(auth.user)["phone"]
-    if not phone:
-        raise SecondFactorUnavailable("This account has no mobile number.")
+async def send_step_up_code(session: AsyncSession, auth: service.Authenticated, *, locale: str,
+                            channel: CodeChannel = "sms") -> service.ChallengeSent:
+    """Text or mail a step-up code to the user's own phone or mailbox."""
+    kind = "phone" if channel == "sms" else "email"
+    destination = service.contact_of(auth.user)[kind]
+    if not destination:
+        raise SecondFactorUnavailable("This account has no mobile number." if channel == "sms"
+                                      else "This account has no e-mail address.")
     await service._throttle_hit(session, f"mfa-sms:user:{auth.user.id}",
                                 limit=SMS_SENDS_PER_WINDOW)
+    # "sms": True marks a challenge whose code was really sent (either channel).
     challenge = await service._new_challenge(
-        session, purpose=STEP_UP_PURPOSE, login=service.Login("phone", phone),
+        session, purpose=STEP_UP_PURPOSE, login=service.Login(kind, destination),
         user_id=auth.user.id, data={"session_id": str(auth.session.id), "sms": True},
         send=True, locale=locale)
-    return service.ChallengeSent(challenge.id, "sms", get_settings().otp_ttl_s)
+    return service.ChallengeSent(challenge.id, channel, get_settings().otp_ttl_s)

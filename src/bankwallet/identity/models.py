@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Uuid
+from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bankwallet.core.db import Base, JSONType, UTCDateTime
@@ -127,3 +127,40 @@ class RecoveryCode(Base):
     code_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Passkey(Base):
+    """A WebAuthn credential (a passkey: fingerprint, face or PIN on the user's device).
+
+    Only the public key is stored; ``sign_count`` detects a cloned authenticator when the
+    device keeps a counter (many synced passkeys report 0 forever).
+    """
+
+    __tablename__ = "identity_passkey"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("identity_user.id"), index=True)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary(1023), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    transports: Mapped[list[str] | None] = mapped_column(JSONType)
+    backed_up: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebauthnCeremony(Base):
+    """One WebAuthn ceremony in flight: the random challenge the browser must sign, what it is
+    for (register, login, step_up), and for whom. Used at most once, before it expires."""
+
+    __tablename__ = "identity_webauthn_ceremony"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    challenge: Mapped[bytes] = mapped_column(LargeBinary(64))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    consumed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

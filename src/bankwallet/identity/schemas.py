@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 LoginText = Annotated[str, StringConstraints(min_length=3, max_length=254)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -119,12 +119,18 @@ class SecondFactorSmsRequest(BaseModel):
 
 class StepUpIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    method: SecondFactorMethod
+    method: Literal["totp", "recovery_code", "sms", "email"]
     code: SecondFactorCode
 
 
 class StepUpSmsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    locale: Locale = "zh_CN"
+
+
+class StepUpCodeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel: Literal["sms", "email"] = "sms"
     locale: Locale = "zh_CN"
 
 
@@ -152,3 +158,51 @@ class MfaStatusRead(BaseModel):
     totp_pending: bool
     recovery_codes_left: int
     sms_available: bool
+    passkeys: int
+
+
+# -- passkeys (WebAuthn) ---------------------------------------------------------------------
+
+# The browser's PublicKeyCredential as JSON (``credential.toJSON()``); the webauthn library
+# checks its structure. Bounded: an attestation with a certificate chain stays well below.
+WebauthnCredential = Annotated[dict[str, Any], Field(max_length=8)]
+
+
+class WebauthnOptionsRead(BaseModel):
+    ceremony_id: uuid.UUID
+    options: dict[str, Any]  # pass to navigator.credentials.create / .get
+
+
+class PasskeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ceremony_id: uuid.UUID
+    credential: WebauthnCredential
+    name: Annotated[str, StringConstraints(max_length=64)] = "Passkey"
+
+
+class PasskeyAssertion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ceremony_id: uuid.UUID
+    credential: WebauthnCredential
+
+
+class PasskeyUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class PasskeyRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    backed_up: bool
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+
+
+class PasskeyList(BaseModel):
+    items: list[PasskeyRead]
+
+
+class AccountClose(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128)]

@@ -272,7 +272,7 @@ async def totp_step_up_sms(request: Request, auth: Auth, session: DbSession) -> 
     from bankwallet.core.i18n import request_locale
 
     try:
-        await mfa.send_step_up_sms(session, auth, locale=request_locale(request))
+        await mfa.send_step_up_code(session, auth, locale=request_locale(request))
     except BankwalletError as exc:
         return await _totp_page(request, session, auth, error=exc.code, status_code=exc.status)
     return await _totp_page(request, session, auth, error=None, sms_sent=True)

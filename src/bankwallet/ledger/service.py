@@ -51,6 +51,14 @@ async def get_account(ledger: LedgerStore, account_id: uuid.UUID) -> Account:
     return found
 
 
+MAX_ACCOUNTS_PER_OWNER = 1000
+
+
+async def accounts_of_owner(ledger: LedgerStore, owner_id: str) -> list[Account]:
+    """Every account an owner (a user, a merchant) holds, in id order (bounded)."""
+    return await ledger.accounts_of_owner(owner_id, limit=MAX_ACCOUNTS_PER_OWNER)
+
+
 async def get_transfer(ledger: LedgerStore, transfer_id: uuid.UUID) -> Transfer:
     found = (await ledger.lookup_transfers([transfer_id])).get(transfer_id)
     if found is None:

@@ -65,6 +65,8 @@ class LedgerStore(Protocol):
 
     async def lookup_transfers(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Transfer]: ...
 
+    async def accounts_of_owner(self, owner_id: str, *, limit: int) -> list[Account]: ...
+
     async def account_transfers(self, account_id: uuid.UUID, *, before_seq: int | None,
                                 limit: int) -> list[Transfer]: ...
 
@@ -164,6 +166,14 @@ class SqlLedgerStore:
     async def lookup_accounts(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Account]:
         async with self.engine.connect() as conn:
             return await self._lookup_accounts(conn, list(ids))
+
+    async def accounts_of_owner(self, owner_id: str, *, limit: int) -> list[Account]:
+        table = LedgerAccount.__table__
+        async with self.engine.connect() as conn:
+            ids = (await conn.execute(select(table.c.id).where(table.c.owner_id == owner_id)
+                                      .order_by(table.c.id).limit(limit))).scalars().all()
+            found = await self._lookup_accounts(conn, list(ids))
+        return [found[i] for i in ids]
 
     async def _lookup_accounts(self, conn: AsyncConnection,
                                ids: list[uuid.UUID]) -> dict[uuid.UUID, Account]:
