@@ -83,7 +83,6 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     app.include_router(ledger_api.router)
     app.include_router(identity_api.router)
     app.include_router(identity_web.router)
-    app.include_router(admin_api.kyc_router)
     app.include_router(admin_api.router)
     app.include_router(admin_web.router)
     app.include_router(notifications_api.router)

@@ -1,4 +1,4 @@
-"""JSON API: the customer's KYC (``/api/v1/kyc``) and the back office (``/api/v1/admin``).
+"""JSON API of the back office (``/api/v1/admin``).
 
 Routes are thin: the role checks are in ``identity.staff`` (service layer).
 """
@@ -8,57 +8,26 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from bankwallet.admin.schemas import (
     AuditEventList,
     AuditEventRead,
     CustomerRead,
-    KycApplicationCreate,
     KycApplicationList,
-    KycApplicationRead,
     KycDecision,
-    KycStatusRead,
-    LimitsRead,
     LockIn,
     UnlockIn,
 )
-from bankwallet.core.deps import DbSession, client_info
-from bankwallet.identity import kyc, staff
+from bankwallet.core.deps import DbSession
+from bankwallet.identity.schemas import KycApplicationRead
+from bankwallet.identity import staff
 from bankwallet.identity.deps import Auth
 
-# Customer-facing KYC routes live here only until identity/api.py is free to take them.
-kyc_router = APIRouter(prefix="/api/v1/kyc", tags=["kyc"])
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 Limit = Annotated[int, Query(ge=1, le=staff.EVENTS_PAGE_MAX)]
 LoginQuery = Annotated[str, Query(min_length=3, max_length=254)]
-
-
-def status_read(status: kyc.KycStatus) -> KycStatusRead:
-    return KycStatusRead(tier=status.tier, limits=LimitsRead.of(status.limits),
-                         application=KycApplicationRead.of(status.application)
-                         if status.application else None)
-
-
-@kyc_router.get("")
-async def kyc_status(auth: Auth, session: DbSession) -> KycStatusRead:
-    return status_read(await kyc.status_of(session, auth.user))
-
-
-@kyc_router.post("/applications", status_code=201)
-async def kyc_apply(body: KycApplicationCreate, auth: Auth, session: DbSession,
-                    request: Request) -> KycApplicationRead:
-    info = client_info(request)
-    return KycApplicationRead.of(await kyc.submit_application(
-        session, auth.user, legal_name=body.legal_name, national_id=body.national_id,
-        birth_date=body.birth_date, ip=info.ip, user_agent=info.user_agent))
-
-
-@kyc_router.get("/applications/{application_id}")
-async def kyc_application(application_id: uuid.UUID, auth: Auth,
-                          session: DbSession) -> KycApplicationRead:
-    return KycApplicationRead.of(await kyc.own_application(session, auth.user, application_id))
 
 
 # -- back office ---------------------------------------------------------------------------

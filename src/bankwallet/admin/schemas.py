@@ -1,4 +1,4 @@
-"""API shapes of the back office and of the customer's KYC endpoints."""
+"""API shapes of the back office."""
 
 from __future__ import annotations
 
@@ -10,56 +10,14 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from bankwallet.core import audit
 from bankwallet.identity import kyc, staff
+from bankwallet.identity.schemas import KycApplicationRead
 
 Reason = Annotated[str, StringConstraints(max_length=kyc.REASON_MAX_CHARS)]
-
-
-class LimitsRead(BaseModel):
-    currency: str
-    single_minor: int
-    daily_minor: int
-    balance_minor: int
-
-    @classmethod
-    def of(cls, limits: kyc.Limits) -> LimitsRead:
-        return cls(currency=limits.currency, single_minor=limits.single_minor,
-                   daily_minor=limits.daily_minor, balance_minor=limits.balance_minor)
-
-
-class KycApplicationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    legal_name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    national_id: Annotated[str, StringConstraints(min_length=1, max_length=32)]
-    birth_date: dt.date
-
-
-class KycApplicationRead(BaseModel):
-    id: uuid.UUID
-    user_id: uuid.UUID
-    status: str
-    legal_name: str
-    national_id_masked: str
-    birth_date: dt.date
-    submitted_at: dt.datetime
-    decided_at: dt.datetime | None
-    reason: str | None
-
-    @classmethod
-    def of(cls, v: kyc.ApplicationView) -> KycApplicationRead:
-        return cls(id=v.id, user_id=v.user_id, status=v.status, legal_name=v.legal_name,
-                   national_id_masked=v.national_id_masked, birth_date=v.birth_date,
-                   submitted_at=v.submitted_at, decided_at=v.decided_at, reason=v.reason)
 
 
 class KycApplicationList(BaseModel):
     items: list[KycApplicationRead]
     next_before: uuid.UUID | None
-
-
-class KycStatusRead(BaseModel):
-    tier: int
-    limits: LimitsRead
-    application: KycApplicationRead | None
 
 
 class KycDecision(BaseModel):

@@ -1,4 +1,4 @@
-"""The back-office pages (``/admin``) and the customer's verification page (``/me/kyc``).
+"""The back-office pages (``/admin``).
 
 Pages read the cookie session; every form carries the session's CSRF token, which
 ``identity.deps.current_auth`` checks. Role checks are in ``identity.staff``.
@@ -6,7 +6,6 @@ Pages read the cookie session; every form carries the session's CSRF token, whic
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated
 from urllib.parse import urlencode
@@ -49,47 +48,6 @@ def _permissions(auth: Authenticated) -> dict[str, bool]:
 def _back(path: str, **params: str) -> RedirectResponse:
     query = urlencode({k: v for k, v in params.items() if v})
     return RedirectResponse(f"{path}?{query}" if query else path, status_code=303)
-
-
-# -- the customer's verification page ------------------------------------------------------
-
-
-@router.get("/me/kyc", response_class=HTMLResponse)
-async def kyc_page(request: Request, session: DbSession, error: str | None = None,
-                   reason: str | None = None) -> Response:
-    auth = await _page_auth(request, session, "/me/kyc")
-    if isinstance(auth, Response):
-        return auth
-    status = await kyc.status_of(session, auth.user)
-    return render(request, "identity/kyc.html",
-                  {"status": status, "error": error, "reason": reason,
-                   "form": {"legal_name": "", "national_id": "", "birth_date": ""}},
-                  active="me")
-
-
-@router.post("/me/kyc")
-async def kyc_apply(request: Request, auth: Auth, session: DbSession,
-                    legal_name: Annotated[str, Form(max_length=128)],
-                    national_id: Annotated[str, Form(max_length=32)],
-                    birth_date: Annotated[str, Form(max_length=16)]) -> Response:
-    try:
-        try:
-            born = dt.date.fromisoformat(birth_date.strip())
-        except ValueError:
-            raise InvalidInput("Enter the birth date as YYYY-MM-DD.") from None
-        await kyc.submit_application(session, auth.user, legal_name=legal_name,
-                                     national_id=national_id, birth_date=born,
-                                     ip=request.client.host if request.client else None,
-                                     user_agent=request.headers.get("user-agent"))
-    except BankwalletError as exc:
-        status = await kyc.status_of(session, auth.user)
-        return render(request, "identity/kyc.html",
-                      {"status": status, "error": exc.code,
-                       "reason": exc.extra.get("reason"),
-                       "form": {"legal_name": legal_name, "national_id": national_id,
-                                "birth_date": birth_date}},
-                      active="me", status_code=exc.status)
-    return RedirectResponse("/me/kyc", status_code=303)
 
 
 # -- back office ---------------------------------------------------------------------------

@@ -8,11 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from bankwallet.core.deps import DbSession, client_info
-from bankwallet.identity import closure, mfa, passkeys, service
+from bankwallet.identity import closure, kyc, mfa, passkeys, service
 from bankwallet.identity.deps import Auth
 from bankwallet.identity.schemas import (
     AccountClose,
     ChallengeRead,
+    KycApplicationCreate,
+    KycApplicationRead,
+    KycStatusRead,
+    LimitsRead,
     PasskeyAssertion,
     PasskeyCreate,
     PasskeyList,
@@ -299,3 +303,32 @@ async def close_account(request: Request, body: AccountClose, auth: Auth, sessio
     await closure.close_account(session, auth, ledger=request.app.state.ledger,
                                 password=body.password, info=info)
     return Response(status_code=204)
+
+
+# -- KYC: the customer's tier, limits and identity verification -------------------------
+
+
+def status_read(status: kyc.KycStatus) -> KycStatusRead:
+    return KycStatusRead(tier=status.tier, limits=LimitsRead.of(status.limits),
+                         application=KycApplicationRead.of(status.application)
+                         if status.application else None)
+
+
+@router.get("/kyc")
+async def kyc_status(auth: Auth, session: DbSession) -> KycStatusRead:
+    return status_read(await kyc.status_of(session, auth.user))
+
+
+@router.post("/kyc/applications", status_code=201)
+async def kyc_apply(body: KycApplicationCreate, auth: Auth, session: DbSession,
+                    request: Request) -> KycApplicationRead:
+    info = client_info(request)
+    return KycApplicationRead.of(await kyc.submit_application(
+        session, auth.user, legal_name=body.legal_name, national_id=body.national_id,
+        birth_date=body.birth_date, ip=info.ip, user_agent=info.user_agent))
+
+
+@router.get("/kyc/applications/{application_id}")
+async def kyc_application(application_id: uuid.UUID, auth: Auth,
+                          session: DbSession) -> KycApplicationRead:
+    return KycApplicationRead.of(await kyc.own_application(session, auth.user, application_id))

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from bankwallet.identity import kyc
+
 LoginText = Annotated[str, StringConstraints(min_length=3, max_length=254)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Code = Annotated[str, StringConstraints(pattern=r"^\s*\d{6}\s*$")]
@@ -206,3 +208,49 @@ class PasskeyList(BaseModel):
 class AccountClose(BaseModel):
     model_config = ConfigDict(extra="forbid")
     password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+# -- KYC (the customer's side; staff review is in admin) ---------------------------------
+
+
+class LimitsRead(BaseModel):
+    currency: str
+    single_minor: int
+    daily_minor: int
+    balance_minor: int
+
+    @classmethod
+    def of(cls, limits: kyc.Limits) -> LimitsRead:
+        return cls(currency=limits.currency, single_minor=limits.single_minor,
+                   daily_minor=limits.daily_minor, balance_minor=limits.balance_minor)
+
+
+class KycApplicationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    legal_name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    national_id: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    birth_date: dt.date
+
+
+class KycApplicationRead(BaseModel):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    status: str
+    legal_name: str
+    national_id_masked: str
+    birth_date: dt.date
+    submitted_at: dt.datetime
+    decided_at: dt.datetime | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, v: kyc.ApplicationView) -> KycApplicationRead:
+        return cls(id=v.id, user_id=v.user_id, status=v.status, legal_name=v.legal_name,
+                   national_id_masked=v.national_id_masked, birth_date=v.birth_date,
+                   submitted_at=v.submitted_at, decided_at=v.decided_at, reason=v.reason)
+
+
+class KycStatusRead(BaseModel):
+    tier: int
+    limits: LimitsRead
+    application: KycApplicationRead | None

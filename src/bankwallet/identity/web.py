@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from bankwallet.core.deps import DbSession, client_info
-from bankwallet.core.errors import BankwalletError
-from bankwallet.identity import mfa, service
+from bankwallet.core.errors import BankwalletError, InvalidInput
+from bankwallet.identity import closure, kyc, mfa, passkeys, service
+from bankwallet.identity.errors import StepUpRequired
+from bankwallet.identity.schemas import WebauthnCredential
 from bankwallet.identity.deps import SESSION_COOKIE, Auth, optional_auth
 from bankwallet.web.csrf import cookies_secure, require_same_origin, safe_next
 from bankwallet.web.templating import render
@@ -111,14 +115,132 @@ async def logout(auth: Auth, session: DbSession) -> Response:
 
 
 @router.get("/me/security", response_class=HTMLResponse)
-async def security_page(request: Request, session: DbSession) -> Response:
+async def security_page(request: Request, session: DbSession,
+                        error: str | None = None) -> Response:
     auth = await optional_auth(request, session)
     if auth is None:
         return RedirectResponse("/login?next=/me/security", status_code=303)
-    sessions = await service.list_sessions(session, auth)
+    return await _security_page(request, session, auth, error=error)
+
+
+async def _security_page(request: Request, session: DbSession, auth: service.Authenticated, *,
+                         error: str | None = None, status_code: int = 200) -> HTMLResponse:
     return render(request, "identity/security.html",
-                  {"sessions": sessions, "current_id": auth.session.id, "device": device_name,
-                   "contact": service.contact_of(auth.user)}, active="me")
+                  {"sessions": await service.list_sessions(session, auth),
+                   "passkeys": await passkeys.list_passkeys(session, auth.user.id),
+                   "current_id": auth.session.id, "device": device_name,
+                   "contact": service.contact_of(auth.user), "error": error}, active="me",
+                  status_code=status_code)
+
+
+def _step_up_redirect(next_path: str) -> RedirectResponse:
+    return RedirectResponse(f"/me/step-up?{urlencode({'next': safe_next(next_path)})}",
+                            status_code=303)
+
+
+# -- passkeys: log in with one, remove one (adding goes through the JSON API from the page) --
+
+
+class PasskeyLoginForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ceremony_id: uuid.UUID
+    credential: WebauthnCredential
+    next: str = Field(default="/", max_length=2048)
+
+
+@router.post("/login/passkey")
+async def passkey_login(request: Request, body: PasskeyLoginForm, session: DbSession) -> Response:
+    """Finish a passkey login from the login page's script: sets the session cookie."""
+    require_same_origin(request)
+    _, new = await passkeys.finish_login(session, passkeys.relying_party(request),
+                                         ceremony_id=body.ceremony_id,
+                                         credential=body.credential,
+                                         info=client_info(request), kind="web")
+    response = JSONResponse({"redirect": safe_next(body.next)})
+    _set_session_cookie(request, response, new)
+    return response
+
+
+@router.post("/me/security/passkeys/{passkey_id}/remove")
+async def passkey_remove(request: Request, passkey_id: uuid.UUID, auth: Auth,
+                         session: DbSession) -> Response:
+    try:
+        await passkeys.remove(session, auth, passkey_id, info=client_info(request))
+    except StepUpRequired:
+        return _step_up_redirect("/me/security")
+    except BankwalletError as exc:
+        return await _security_page(request, session, auth, error=exc.code,
+                                    status_code=exc.status)
+    return RedirectResponse("/me/security", status_code=303)
+
+
+@router.post("/me/close")
+async def close_account(request: Request, auth: Auth, session: DbSession,
+                        password: Text) -> Response:
+    try:
+        await closure.close_account(session, auth, ledger=request.app.state.ledger,
+                                    password=password, info=client_info(request))
+    except StepUpRequired:
+        return _step_up_redirect("/me/security")
+    except BankwalletError as exc:
+        return await _security_page(request, session, auth, error=exc.code,
+                                    status_code=exc.status)
+    response = RedirectResponse("/?closed=1", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# -- step-up: prove a second factor again before a sensitive action --------------------------
+
+StepUpMethod = Annotated[Literal["totp", "recovery_code", "sms", "email"], Form()]
+
+
+async def _step_up_page(request: Request, session: DbSession, auth: service.Authenticated, *,
+                        next_path: str, error: str | None = None, sent: str | None = None,
+                        status_code: int = 200) -> HTMLResponse:
+    return render(request, "identity/step_up.html",
+                  {"methods": await mfa.available_methods(session, auth.user),
+                   "next": safe_next(next_path), "error": error, "sent": sent}, active="me",
+                  status_code=status_code, headers=NO_STORE)
+
+
+@router.get("/me/step-up", response_class=HTMLResponse)
+async def step_up_page(request: Request, session: DbSession, next: str = "/me/security"
+                       ) -> Response:
+    auth = await optional_auth(request, session)
+    if auth is None:
+        return RedirectResponse(f"/login?{urlencode({'next': safe_next(next)})}",
+                                status_code=303)
+    return await _step_up_page(request, session, auth, next_path=next)
+
+
+@router.post("/me/step-up")
+async def step_up(request: Request, auth: Auth, session: DbSession, method: StepUpMethod,
+                  code: FactorCode,
+                  next_path: Annotated[str, Form(alias="next", max_length=2048)] = "/me/security"
+                  ) -> Response:
+    try:
+        await mfa.step_up(session, auth, method=method, code=code, info=client_info(request))
+    except BankwalletError as exc:
+        return await _step_up_page(request, session, auth, next_path=next_path,
+                                   error=exc.code, status_code=exc.status)
+    return RedirectResponse(safe_next(next_path), status_code=303)
+
+
+@router.post("/me/step-up/send")
+async def step_up_send(request: Request, auth: Auth, session: DbSession,
+                       channel: Annotated[Literal["sms", "email"], Form()],
+                       next_path: Annotated[str, Form(alias="next", max_length=2048)] = "/me/security"
+                       ) -> Response:
+    from bankwallet.core.i18n import request_locale
+
+    try:
+        await mfa.send_step_up_code(session, auth, locale=request_locale(request),
+                                    channel=channel)
+    except BankwalletError as exc:
+        return await _step_up_page(request, session, auth, next_path=next_path,
+                                   error=exc.code, status_code=exc.status)
+    return await _step_up_page(request, session, auth, next_path=next_path, sent=channel)
 
 
 _BROWSERS = (("Edg/", "Edge"), ("Firefox/", "Firefox"), ("MicroMessenger", "WeChat"),
@@ -276,3 +398,44 @@ async def totp_step_up_sms(request: Request, auth: Auth, session: DbSession) -> 
     except BankwalletError as exc:
         return await _totp_page(request, session, auth, error=exc.code, status_code=exc.status)
     return await _totp_page(request, session, auth, error=None, sms_sent=True)
+
+
+# -- the customer's verification page ------------------------------------------------------
+
+
+@router.get("/me/kyc", response_class=HTMLResponse)
+async def kyc_page(request: Request, session: DbSession, error: str | None = None,
+                   reason: str | None = None) -> Response:
+    auth = await optional_auth(request, session)
+    if auth is None:
+        return RedirectResponse("/login?next=/me/kyc", status_code=303)
+    status = await kyc.status_of(session, auth.user)
+    return render(request, "identity/kyc.html",
+                  {"status": status, "error": error, "reason": reason,
+                   "form": {"legal_name": "", "national_id": "", "birth_date": ""}},
+                  active="me")
+
+
+@router.post("/me/kyc")
+async def kyc_apply(request: Request, auth: Auth, session: DbSession,
+                    legal_name: Annotated[str, Form(max_length=128)],
+                    national_id: Annotated[str, Form(max_length=32)],
+                    birth_date: Annotated[str, Form(max_length=16)]) -> Response:
+    try:
+        try:
+            born = dt.date.fromisoformat(birth_date.strip())
+        except ValueError:
+            raise InvalidInput("Enter the birth date as YYYY-MM-DD.") from None
+        await kyc.submit_application(session, auth.user, legal_name=legal_name,
+                                     national_id=national_id, birth_date=born,
+                                     ip=request.client.host if request.client else None,
+                                     user_agent=request.headers.get("user-agent"))
+    except BankwalletError as exc:
+        status = await kyc.status_of(session, auth.user)
+        return render(request, "identity/kyc.html",
+                      {"status": status, "error": exc.code,
+                       "reason": exc.extra.get("reason"),
+                       "form": {"legal_name": legal_name, "national_id": national_id,
+                                "birth_date": birth_date}},
+                      active="me", status_code=exc.status)
+    return RedirectResponse("/me/kyc", status_code=303)
