@@ -153,3 +153,65 @@ def test_without_a_session_everything_is_401(client: TestClient) -> None:
         assert r.status_code == 401, (method, path, r.status_code)
     r = client.get("/admin", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fadmin"
+
+
+# Routes anyone may call: they start or finish a login, or read nothing private.
+PUBLIC_API = {
+    ("POST", "/api/v1/auth/signup"), ("POST", "/api/v1/auth/signup/verify"),
+    ("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/login/second-factor"),
+    ("POST", "/api/v1/auth/login/second-factor/sms"), ("POST", "/api/v1/auth/password-reset"),
+    ("POST", "/api/v1/auth/password-reset/verify"),
+    ("POST", "/api/v1/auth/passkey/login/options"), ("POST", "/api/v1/auth/passkey/login"),
+}
+
+
+def _api_routes(client: TestClient) -> list[tuple[str, str, str]]:
+    """(method, route pattern, a concrete path) for every JSON API route the app serves, as
+    its OpenAPI document lists them."""
+    import re
+
+    found = []
+    for pattern, operations in client.app.openapi()["paths"].items():
+        if pattern.startswith("/api/"):
+            path = re.sub(r"\{[^}]+\}", "00000000-0000-7000-8000-000000000000", pattern)
+            found += [(m.upper(), pattern, path) for m in sorted(operations)]
+    return found
+
+
+def test_every_api_route_needs_a_session_unless_public(client: TestClient) -> None:
+    """A new endpoint is covered the day it is added: without credentials it is 401 (or, for
+    the few public ones, anything but 401 and 5xx)."""
+    routes = _api_routes(client)
+    assert len(routes) > 40
+    assert {(m, p) for m, p, _ in routes} >= PUBLIC_API, "a public route disappeared"
+    wrong = []
+    for method, pattern, path in routes:
+        r = client.request(method, path, json={})
+        public = (method, pattern) in PUBLIC_API
+        # The ledger's operator API is off (403) until BANKWALLET_OPS_TOKEN is set.
+        expected = 403 if pattern.startswith("/api/v1/ledger") else 401
+        if (public and (r.status_code == 401 or r.status_code >= 500)) or (
+                not public and r.status_code != expected):
+            wrong.append(f"{method} {pattern}: {r.status_code}")
+        assert r.headers["content-type"].startswith(("application/problem+json",
+                                                     "application/json")), pattern
+    assert wrong == []
+
+
+def test_every_unsafe_route_refuses_a_cookie_without_its_csrf_token(client: TestClient) -> None:
+    """The web client's cookie is sent by the browser on its own: every state-changing route
+    that accepts it also needs the CSRF token (the ledger's operator API takes no cookie)."""
+    from bankwallet.identity.deps import SESSION_COOKIE
+
+    token = customer(client)["token"]
+    client.cookies.set(SESSION_COOKIE, token)
+    wrong = []
+    for method, pattern, path in _api_routes(client):
+        if method == "GET" or (method, pattern) in PUBLIC_API:
+            continue
+        r = client.request(method, path, json={})
+        code = "forbidden" if pattern.startswith("/api/v1/ledger") else "csrf_failed"
+        if r.status_code != 403 or r.json()["code"] != code:
+            wrong.append(f"{method} {pattern}: {r.status_code} {r.text[:80]}")
+    client.cookies.clear()
+    assert wrong == []
