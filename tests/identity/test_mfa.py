@@ -397,6 +397,19 @@ def test_web_enrolment_then_login_with_the_second_step(client: TestClient) -> No
     page = client.get("/me/security", headers={"accept-language": "en"})
     assert 'href="/me/security/totp"' in page.text
     csrf = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text).group(1)
+    # A password-only login is not enough to change second factors: confirm by SMS first.
+    r = client.post("/me/security/totp/start", data={"csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/me/step-up?")
+    step = client.get(r.headers["location"], headers={"accept-language": "en"})
+    assert step.status_code == 200 and "Confirm it is you" in step.text
+    sent = client.post("/me/step-up/send", data={"csrf_token": csrf, "channel": "sms",
+                                                 "next": "/me/security/totp"},
+                       headers={"accept-language": "en"})
+    assert sent.status_code == 200 and "We sent a 6-digit code by SMS." in sent.text
+    r = client.post("/me/step-up", data={"csrf_token": csrf, "method": "sms",
+                                         "code": last_code(client, phone.replace(" ", "")),
+                                         "next": "/me/security/totp"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/me/security/totp"
     assert client.post("/me/security/totp/start", data={"csrf_token": csrf},
                        follow_redirects=False).status_code == 303
     page = client.get("/me/security/totp", headers={"accept-language": "en"})

@@ -285,3 +285,24 @@ def test_closing_an_empty_account(client: TestClient) -> None:
     assert count_audit(client, "identity.account.closed", created["user"]["id"]) == 1
     # The number is free again.
     sign_up(client, phone)
+
+
+def test_a_password_alone_cannot_bind_a_new_authenticator(client: TestClient) -> None:
+    phone = unique_phone()
+    sign_up(client, phone)
+    stale = log_in(client, phone)
+    r = client.post("/api/v1/auth/mfa/totp", headers=bearer(stale["token"]))
+    assert r.status_code == 403 and r.json()["code"] == "step_up_required"
+    # The web page sends the customer to confirm first, then back.
+    client.cookies.set("bw_session", stale["token"])
+    r = client.post("/me/security/totp/start", follow_redirects=False,
+                    data={"csrf_token": _csrf(stale["token"])})
+    client.cookies.clear()
+    assert r.status_code == 303
+    assert r.headers["location"] == "/me/step-up?next=%2Fme%2Fsecurity%2Ftotp"
+
+
+def _csrf(token: str) -> str:
+    from bankwallet.identity import service
+
+    return service.csrf_token_for(token)

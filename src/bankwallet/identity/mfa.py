@@ -152,7 +152,10 @@ async def status(session: AsyncSession, user: User) -> MfaStatus:
 
 
 async def start_totp(session: AsyncSession, auth: service.Authenticated) -> TotpEnrolment:
-    """A new secret for the caller's authenticator app; active once confirmed with a code."""
+    """A new secret for the caller's authenticator app; active once confirmed with a code.
+    Changing how one logs in needs a fresh second factor (a new account's sign-up code
+    counts), so a stolen password alone cannot bind the thief's authenticator."""
+    await ensure_recent_second_factor(session, auth)
     row = await session.get(Totp, auth.user.id)
     if row is not None and row.confirmed_at is not None:
         raise TotpAlreadyActive()

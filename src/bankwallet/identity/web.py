@@ -350,6 +350,8 @@ async def totp_page(request: Request, session: DbSession) -> Response:
 async def totp_start(request: Request, auth: Auth, session: DbSession) -> Response:
     try:
         await mfa.start_totp(session, auth)
+    except StepUpRequired:
+        return _step_up_redirect("/me/security/totp")
     except BankwalletError as exc:
         return await _totp_page(request, session, auth, error=exc.code, status_code=exc.status)
     return RedirectResponse("/me/security/totp", status_code=303)
