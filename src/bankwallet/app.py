@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 from collections.abc import AsyncIterator
+from types import ModuleType
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -20,6 +22,7 @@ from bankwallet.core.errors import install_error_handlers
 from bankwallet.core.http import RequestContextMiddleware
 from bankwallet.core.logging import configure_logging
 from bankwallet.core.runtime import tune_gc
+from bankwallet.domains import DOMAINS
 from bankwallet.identity import api as identity_api
 from bankwallet.identity import web as identity_web
 from bankwallet.ledger import api as ledger_api
@@ -29,6 +32,25 @@ from bankwallet.notifications import api as notifications_api
 from bankwallet.notifications import tasks as notifications_tasks  # registers consumers
 from bankwallet.notifications import web as notifications_web
 from bankwallet.settings import Settings, get_settings
+
+
+def _domain_modules(name: str, *, skip: tuple[str, ...] = ()) -> list[ModuleType]:
+    """``bankwallet.<domain>.<name>`` for every domain that has one (see ``domains.py``)."""
+    found = []
+    for domain in DOMAINS:
+        if domain in skip:
+            continue
+        try:
+            found.append(importlib.import_module(f"bankwallet.{domain}.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name not in (f"bankwallet.{domain}", f"bankwallet.{domain}.{name}"):
+                raise
+    return found
+
+
+def _domain_routers(*, skip: tuple[str, ...]) -> list[APIRouter]:
+    return [module.router for name in ("api", "web")
+            for module in _domain_modules(name, skip=skip) if hasattr(module, "router")]
 
 
 def create_app(settings: Settings | None = None, *, run_workers: bool = True) -> FastAPI:
@@ -52,6 +74,12 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
             workers.append(asyncio.create_task(outbox.dispatch_forever(
                 db, interval_s=settings.outbox_interval_s,
                 max_attempts=settings.outbox_max_attempts)))
+        # Each domain's tasks module registers its outbox consumers on import and may start
+        # background jobs: ``startup(app, run_workers=...)`` returns their coroutines.
+        for module in _domain_modules("tasks", skip=("ledger", "notifications")):
+            startup = getattr(module, "startup", None)
+            jobs = startup(app, run_workers=run_workers) if startup else []
+            workers.extend(asyncio.create_task(job) for job in jobs)
         try:
             yield
         finally:
@@ -87,6 +115,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     app.include_router(admin_web.router)
     app.include_router(notifications_api.router)
     notifications_web.mount(app, settings)  # the development inbox: dev and test only
+    for router in _domain_routers(skip=("ledger", "identity", "admin", "notifications")):
+        app.include_router(router)
     from bankwallet.web import web as web_routes
 
     web_routes.mount(app)

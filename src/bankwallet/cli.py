@@ -12,8 +12,9 @@ import typer
 
 from bankwallet.settings import get_settings
 
+# No local variables in tracebacks: they could hold a mnemonic, a key or a password.
 app = typer.Typer(help="bankwallet: a bank's digital wallet.", no_args_is_help=True,
-                  add_completion=False)
+                  add_completion=False, pretty_exceptions_show_locals=False)
 ledger_app = typer.Typer(help="Ledger operations.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks with same-run baselines.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
@@ -24,6 +25,8 @@ keys_app = typer.Typer(help="Encryption keys: generate and rotate.", no_args_is_
 app.add_typer(keys_app, name="keys")
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+from bankwallet.chains.cli import chains_app  # noqa: E402
+app.add_typer(chains_app, name="chains")
 
 DatabaseUrl = typer.Option(None, "--database-url", help="Overrides BANKWALLET_DATABASE_URL.")
 
@@ -77,6 +80,24 @@ def demo(database_url: str | None = DatabaseUrl,
         serve(host=host, port=port, workers=1, database_url=None)
 
 
+@app.command("sandbox-chain")
+def sandbox_chain(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+                  port: int = typer.Option(8545, help="Port to listen on."),
+                  chain_id: int = typer.Option(1337, "--chain-id", min=1, max=2**63 - 1,
+                                                help="EIP-155 chain id."),
+                  accounts: int = typer.Option(10, min=1, max=100, help="Funded dev accounts."),
+                  balance_eth: int = typer.Option(10_000, "--balance-eth", min=0,
+                                                  max=1_000_000_000,
+                                                  help="Each dev account's ether.")) -> None:
+    """Serve a local EVM over JSON-RPC (TEST ONLY: the dev accounts' keys are public)."""
+    try:
+        from bankwallet.connectors.chains.sandbox_chain import serve as serve_chain
+    except ImportError as exc:
+        _fail(f"{exc.name} is missing: pip install -e '.[chain-sandbox]'")
+    serve_chain(host=host, port=port, chain_id=chain_id, accounts=accounts,
+                balance_eth=balance_eth, echo=typer.echo)
+
+
 @app.command()
 def worker(database_url: str | None = DatabaseUrl) -> None:
     """Background jobs only (outbox dispatch, hold expiry), for a process without HTTP."""
@@ -93,6 +114,42 @@ def worker(database_url: str | None = DatabaseUrl) -> None:
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
+
+
+@app.command("sandbox-bank")
+def sandbox_bank(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+                 port: int = typer.Option(8100, help="Port to listen on."),
+                 webhook_url: str | None = typer.Option(
+                     None, "--webhook-url", help="Where settlement webhooks are POSTed."),
+                 secret: str | None = typer.Option(
+                     None, "--secret", envvar="BANKWALLET_SANDBOX_BANK_SECRET",
+                     help="Webhook signing secret (prefer the environment variable)."),
+                 state: str | None = typer.Option(
+                     None, "--state", help="SQLite file that keeps the bank across restarts "
+                                           "(in memory when omitted).")) -> None:
+    """Run the sandbox core bank: bank accounts, debits, credits, signed webhooks."""
+    from pathlib import Path
+
+    import uvicorn
+
+    from bankwallet.connectors.corebanking.sandbox_server import (
+        SECRET_MIN_CHARS,
+        SandboxConfig,
+        create_sandbox_app,
+    )
+    from bankwallet.core.logging import configure_logging
+
+    if not secret or len(secret) < SECRET_MIN_CHARS:
+        _fail(f"give a webhook secret of at least {SECRET_MIN_CHARS} characters "
+              "(BANKWALLET_SANDBOX_BANK_SECRET or --secret)")
+    if webhook_url and not webhook_url.startswith(("http://", "https://")):
+        _fail("--webhook-url must be an http(s) URL")
+    configure_logging("INFO", json=False)
+    config = SandboxConfig(secret=secret, webhook_url=webhook_url,
+                           state_path=Path(state) if state else None)
+    # A request held open by the "timeout" failure mode must not hold up a shutdown for long.
+    uvicorn.run(create_sandbox_app(config), host=host, port=port, log_config=None,
+                access_log=False, proxy_headers=False, timeout_graceful_shutdown=2)
 
 
 @audit_app.command("verify")

@@ -1,10 +1,18 @@
 """Every domain's tables, imported once so Alembic and tests see the whole schema."""
 
+import importlib
+
 from bankwallet.core import audit as audit_models  # noqa: F401
+from bankwallet.core import idempotency as idempotency_models  # noqa: F401
 from bankwallet.core import outbox as outbox_models  # noqa: F401
 from bankwallet.core.db import Base
-from bankwallet.identity import models as identity_models  # noqa: F401
-from bankwallet.ledger import models as ledger_models  # noqa: F401
-from bankwallet.notifications import models as notifications_models  # noqa: F401
+from bankwallet.domains import DOMAINS
+
+for _domain in DOMAINS:
+    try:
+        importlib.import_module(f"bankwallet.{_domain}.models")
+    except ModuleNotFoundError as exc:
+        if exc.name not in (f"bankwallet.{_domain}", f"bankwallet.{_domain}.models"):
+            raise  # a domain's models failed to import something: say so
 
 metadata = Base.metadata

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     login_free_failures: int = Field(default=5, ge=1, le=100)
     ip_max_failures: int = Field(default=50, ge=5)
     default_phone_region: str = "CN"
+    # Daily limits reset at midnight here.
+    bank_timezone: str = "Asia/Shanghai"
     # Passkeys (WebAuthn): the relying party id is the site's domain ("wallet.example.com")
     # and the origins are where the client runs ("https://wallet.example.com"). Unset in dev
     # and test, both come from the request's Host; production must set them.

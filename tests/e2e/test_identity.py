@@ -68,6 +68,6 @@ async def test_sign_up_with_an_sms_code_then_log_out_and_in(phone: Any, server_u
     await expect(phone).to_have_url(re.compile(r"/login\?next=/me/security$"))
     await phone.get_by_label("手机号或电子邮箱").fill(number)
     await phone.get_by_label("密码").fill(PASSWORD)
-    await phone.get_by_role("button", name="登录").click()
+    await phone.get_by_role("button", name="登录", exact=True).click()
     await expect(phone.get_by_role("heading", level=1)).to_have_text("安全")
     assert problems == []

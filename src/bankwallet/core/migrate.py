@@ -18,6 +18,8 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; safe to call on every start."""
+def upgrade(database_url: str, revision: str = "heads") -> None:
+    """Bring the schema to ``revision`` (every branch's head by default: domains developed side
+    by side may each add a migration before a merge revision joins them); safe to call on
+    every start."""
     command.upgrade(alembic_config(database_url), revision)

@@ -1,0 +1,1 @@
+"""Risk assessment before money moves (fraud rules and anomaly scoring arrive later)."""
