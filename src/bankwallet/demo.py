@@ -1,84 +1,105 @@
-"""Demo data: customers, merchants and a few hundred ledger transfers. Idempotent: every id
-is derived from a fixed name, so a second run changes nothing."""
+"""Demo data: customers who can log in, with wallets, top-ups and money sent between them.
+
+Idempotent: users are found by their login and every ledger id derives from a fixed name, so a
+second run changes nothing. The password is printed: this is for a laptop, never production.
+"""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
-from bankwallet.core.db import make_engine
+from sqlalchemy import update
+
+from bankwallet.core.crypto import get_keyring
+from bankwallet.core.db import Database
 from bankwallet.core.ids import derived_id
-from bankwallet.core.money import from_minor
+from bankwallet.core.money import format_money
+from bankwallet.identity import mfa
+from bankwallet.identity import service as identity_service
+from bankwallet.identity.models import User
 from bankwallet.ledger import service as ledger_service
 from bankwallet.ledger.store import SqlLedgerStore
-from bankwallet.ledger.types import AccountFlags, AccountIn, TransferFlags, TransferIn
+from bankwallet.ledger.types import TransferIn
+from bankwallet.wallets import service as wallets
+from bankwallet.wallets.codes import KIND_OF_CODE, Code
 
 CURRENCY = "CNY"
-CUSTOMERS = ["alice", "bob", "carol", "dave", "li.wei", "wang.fang"]
-MERCHANTS = ["cafe-lumiere", "metro-books", "fresh-market"]
-TRANSFERS = 300
-
-# Transfer codes: why money moved. Domains will own theirs; the demo uses these.
-CODE_TOPUP, CODE_P2P, CODE_PAYMENT, CODE_FEE = 1001, 2001, 3001, 3002
-
-
-def _account(kind: str, owner: str, flags: int = 0) -> AccountIn:
-    return AccountIn(id=derived_id("demo.account", kind, owner), ledger=CURRENCY, kind=kind,
-                     owner_id=f"demo:{owner}", flags=flags)
+PASSWORD = "Demo-Harbour-Quietly-2026"
+CUSTOMERS = {"alice": "+8613800138001", "bob": "+8613800138002",
+             "carol": "carol@demo.bankwallet.cn", "wang.fang": "+8613900139003"}
+TOPUP_MINOR = 5_000_00
+P2P_TRANSFERS = 40
+NOTES = ("Lunch", "Taxi", "电影票", "Coffee", "水果", "Rent share", "Birthday gift", None)
 
 
 async def load_demo(database_url: str) -> dict[str, Any]:
-    engine = make_engine(database_url)
-    store = SqlLedgerStore(engine)
+    get_keyring()  # in development this writes ./var/keys.json on first use
+    db = Database(database_url)
+    ledger = SqlLedgerStore(db.engine)
     try:
-        wallet_flags = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
-        bank = _account("bank_settlement", "bank")
-        fees = _account("fees", "bank")
-        customers = [_account("customer_wallet", c, wallet_flags) for c in CUSTOMERS]
-        merchants = [_account("merchant", m, wallet_flags) for m in MERCHANTS]
-        created = await ledger_service.open_accounts(store, [bank, fees, *customers, *merchants])
-        outcomes = await ledger_service.submit(store, _transfers(bank, fees, customers, merchants))
+        users = await _users(db)
+        for user in users.values():
+            await wallets.open_wallet(ledger, user.id, CURRENCY)
+        outcomes = await ledger_service.submit(ledger, _transfers(users))
         counts: dict[str, int] = {}
         for o in outcomes:
             counts[o.result.value] = counts.get(o.result.value, 0) + 1
-        balances = await store.lookup_accounts([a.id for a in customers])
         return {
-            "accounts_created": sum(created),
+            "customers": {name: {"login": CUSTOMERS[name], "password": PASSWORD,
+                                 "balance": format_money(
+                                     (await wallets.balance(ledger, u.id, CURRENCY)).posted_minor,
+                                     CURRENCY, "en")}
+                          for name, u in users.items()},
             "transfers": counts,
-            "customers": {c: f"{from_minor(balances[a.id].balance, CURRENCY)} {CURRENCY}"
-                          for c, a in zip(CUSTOMERS, customers, strict=True)},
-            "note": "Sign-in arrives with the identity domain; the operator API at "
-                    "/api/v1/ledger is enabled by BANKWALLET_OPS_TOKEN.",
+            "next": "Log in at /login with a customer above; one-time codes show at /dev/inbox.",
         }
     finally:
-        await store.close()
-        await engine.dispose()
+        await ledger.close()
+        await db.dispose()
 
 
-def _transfers(bank, fees, customers, merchants) -> list[TransferIn]:
+async def _users(db: Database) -> dict[str, User]:
+    found: dict[str, User] = {}
+    async with db.unit_of_work() as session:
+        for name, login in CUSTOMERS.items():
+            user = await identity_service.find_user(session, identity_service.parse_login(login))
+            if user is None:
+                user = await identity_service.create_user(session, login_text=login,
+                                                          password=PASSWORD)
+            found[name] = user
+        # Identity verified (tier 1): the demo shows everyday amounts, not tier 0's.
+        await session.execute(update(User).where(User.id.in_([u.id for u in found.values()]),
+                                                 User.kyc_tier < 1).values(kyc_tier=1))
+        masks = {name: mfa.masked_login(u) for name, u in found.items()}
+    for name, user in found.items():
+        user.display = masks[name]  # type: ignore[attr-defined]
+    return found
+
+
+def _transfers(users: dict[str, User]) -> list[TransferIn]:
     rng = random.Random(20261124)  # fixed: the same demo every time
+    bank = wallets.system_account_id(wallets.SystemAccount.BANK_SETTLEMENT, CURRENCY)
     out: list[TransferIn] = []
-    for c in customers:  # everyone starts with a top-up
-        out.append(TransferIn(id=derived_id("demo.transfer", "topup", c.id), debit_account_id=bank.id,
-                              credit_account_id=c.id, amount=500_000, ledger=CURRENCY,
-                              code=CODE_TOPUP))
-    while len(out) < TRANSFERS:
-        n = len(out)
-        payer = rng.choice(customers)
-        if rng.random() < 0.5:
-            payee = rng.choice([c for c in customers if c is not payer])
-            out.append(TransferIn(id=derived_id("demo.transfer", n), debit_account_id=payer.id,
-                                  credit_account_id=payee.id, amount=rng.randint(100, 5_000),
-                                  ledger=CURRENCY, code=CODE_P2P))
-            continue
-        merchant = rng.choice(merchants)
-        amount = rng.randint(500, 20_000)
-        # A payment and its fee apply together or not at all.
-        out.append(TransferIn(id=derived_id("demo.transfer", n), debit_account_id=payer.id,
-                              credit_account_id=merchant.id, amount=amount, ledger=CURRENCY,
-                              code=CODE_PAYMENT, flags=TransferFlags.LINKED))
-        out.append(TransferIn(id=derived_id("demo.transfer", n, "fee"),
-                              debit_account_id=merchant.id, credit_account_id=fees.id,
-                              amount=max(1, amount * 6 // 1000), ledger=CURRENCY,
-                              code=CODE_FEE))
+    for name, user in users.items():
+        ref = derived_id("demo.topup", name)
+        out.append(TransferIn(
+            id=derived_id("demo.transfer", "topup", name), debit_account_id=bank,
+            credit_account_id=wallets.wallet_account_id(user.id, CURRENCY), amount=TOPUP_MINOR,
+            ledger=CURRENCY, code=Code.TOPUP,
+            user_data={"kind": KIND_OF_CODE[Code.TOPUP], "ref": str(ref),
+                       "from": "Bank account ····8001", "to": user.display}))
+    names = sorted(users)
+    for n in range(P2P_TRANSFERS):
+        payer, payee = rng.sample(names, 2)
+        note = rng.choice(NOTES)
+        data = {"kind": KIND_OF_CODE[Code.P2P], "ref": str(derived_id("demo.p2p", n)),
+                "from": users[payer].display, "to": users[payee].display}
+        if note:
+            data["note"] = note
+        out.append(TransferIn(
+            id=derived_id("demo.transfer", n),
+            debit_account_id=wallets.wallet_account_id(users[payer].id, CURRENCY),
+            credit_account_id=wallets.wallet_account_id(users[payee].id, CURRENCY),
+            amount=rng.randint(1_00, 300_00), ledger=CURRENCY, code=Code.P2P, user_data=data))
     return out
