@@ -117,6 +117,10 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     notifications_web.mount(app, settings)  # the development inbox: dev and test only
     for router in _domain_routers(skip=("ledger", "identity", "admin", "notifications")):
         app.include_router(router)
+    if settings.bench_endpoints:
+        from bankwallet.bench import echo
+
+        app.include_router(echo.router)
     from bankwallet.web import web as web_routes
 
     web_routes.mount(app)

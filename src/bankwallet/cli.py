@@ -74,7 +74,7 @@ def demo(database_url: str | None = DatabaseUrl,
     url = _database_url(database_url)
     upgrade(url)
     summary = asyncio.run(load_demo(url))
-    typer.echo(json.dumps(summary, indent=2))
+    typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     if serve_after:
         typer.echo(f"serving on http://{host}:{port}")
         serve(host=host, port=port, workers=1, database_url=None)
@@ -152,6 +152,64 @@ def sandbox_bank(host: str = typer.Option("127.0.0.1", help="Address to listen o
                 access_log=False, proxy_headers=False, timeout_graceful_shutdown=2)
 
 
+@app.command("sandbox-gateway")
+def sandbox_gateway(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+                    port: int = typer.Option(8200, help="Port to listen on."),
+                    webhook_url: str | None = typer.Option(
+                        None, "--webhook-url", help="Where payment webhooks are POSTed."),
+                    secret: str | None = typer.Option(
+                        None, "--secret", envvar="BANKWALLET_SANDBOX_GATEWAY_SECRET",
+                        help="Webhook signing secret (prefer the environment variable)."),
+                    state: str | None = typer.Option(
+                        None, "--state", help="SQLite file that keeps tokens and payments "
+                                              "across restarts (in memory when omitted).")
+                    ) -> None:
+    """Run the sandbox card gateway: Stripe's test cards, 3-D Secure, signed webhooks."""
+    from pathlib import Path
+
+    import uvicorn
+
+    from bankwallet.connectors.corebanking.sandbox_server import SECRET_MIN_CHARS, SandboxConfig
+    from bankwallet.connectors.gateway.sandbox_server import create_gateway_app
+    from bankwallet.core.logging import configure_logging
+
+    if not secret or len(secret) < SECRET_MIN_CHARS:
+        _fail(f"give a webhook secret of at least {SECRET_MIN_CHARS} characters "
+              "(BANKWALLET_SANDBOX_GATEWAY_SECRET or --secret)")
+    if webhook_url and not webhook_url.startswith(("http://", "https://")):
+        _fail("--webhook-url must be an http(s) URL")
+    configure_logging("INFO", json=False)
+    config = SandboxConfig(secret=secret, webhook_url=webhook_url,
+                           state_path=Path(state) if state else None)
+    uvicorn.run(create_gateway_app(config), host=host, port=port, log_config=None,
+                access_log=False, proxy_headers=False, timeout_graceful_shutdown=2)
+
+
+@app.command()
+def reconcile(database_url: str | None = DatabaseUrl,
+              since_hours: float = typer.Option(
+                  168.0, "--since-hours", min=0.01, max=24 * 366,
+                  help="How far back to read the bank's statement.")) -> None:
+    """Top-ups and withdrawals against the core bank's statement: apply what the bank did
+    that the wallet missed, report the rest; exit 1 when something needs a person."""
+    import datetime as dt
+
+    from bankwallet.core.db import utcnow
+    from bankwallet.funding.errors import BankNotConnected
+    from bankwallet.funding.reconcile import run_reconcile
+    from bankwallet.funding.tasks import CoreBankingConfigurationError
+
+    url = _database_url(database_url)
+    since = utcnow() - dt.timedelta(hours=since_hours)
+    try:
+        report = asyncio.run(run_reconcile(get_settings(), url, since=since))
+    except (BankNotConnected, CoreBankingConfigurationError) as exc:
+        _fail(f"the core bank is not configured: {exc}")
+    for line in report.render():
+        typer.echo(line)
+    raise typer.Exit(0 if report.clean else 1)
+
+
 @audit_app.command("verify")
 def audit_verify(database_url: str | None = DatabaseUrl) -> None:
     """Check the audit log's hash chain; exit 1 naming the first bad event."""
@@ -213,6 +271,23 @@ def bench_ledger(scenario: str = typer.Option("uniform", help="uniform | hot"),
     result = asyncio.run(run_bench(url, scenario=scenario, seconds=seconds, accounts=accounts,
                                    submitters=submitters, per_call=per_call,
                                    baselines=baselines, progress=lambda m: typer.echo(m, err=True)))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+@bench_app.command("http")
+def bench_http(seconds: float = typer.Option(10.0, min=1.0, help="Seconds per measurement."),
+               database_url: str | None = DatabaseUrl,
+               users: int = typer.Option(64, min=2, max=2000, help="Customers sending money."),
+               workers: int = typer.Option(2, min=1, max=16, help="Server processes."),
+               connections: int = typer.Option(64, min=1, max=4096, help="wrk connections."),
+               threads: int = typer.Option(1, min=1, max=16, help="wrk threads.")) -> None:
+    """P2P transfers through the whole HTTP stack against the same server's bare ceiling."""
+    from bankwallet.bench.http import run_http_bench
+
+    url = database_url or get_settings().database_url
+    result = asyncio.run(run_http_bench(url, seconds=seconds, users=users, workers=workers,
+                                        connections=connections, threads=threads,
+                                        progress=lambda m: typer.echo(m, err=True)))
     sys.stdout.write(json.dumps(result) + "\n")
 
 

@@ -78,8 +78,54 @@ class Settings(BaseSettings):
     smtp_tls: bool = False  # implicit TLS (port 465) instead
     smtp_timeout_s: float = Field(default=10.0, gt=0, le=60)
 
+    # Card gateway: the card processor's API (the sandbox: `bankwallet sandbox-gateway`) and
+    # the secret its webhooks are signed with. Unset: card payments are not connected.
+    gateway_url: str | None = None
+    gateway_secret: SecretStr | None = None
+
+    # `bankwallet bench http` only: mounts POST /bench/transfer-echo (no auth, no database).
+    bench_endpoints: bool = False
+
     # Request bodies above this are refused before parsing.
     max_body_bytes: int = 1_048_576
+
+    # Core banking: the bank behind top-ups and withdrawals (funding). Without a URL the
+    # funding pages say the bank is not connected. The secret verifies the bank's webhooks
+    # (pass "new,old" while the bank rotates it). Pending instructions older than
+    # corebanking_poll_after_s are asked about every corebanking_poll_interval_s.
+    # corebanking_sandbox_delay_s is sent to the sandbox bank only (its timed failure modes).
+    corebanking_provider: Literal["sandbox"] = "sandbox"
+    corebanking_url: str | None = None
+    corebanking_secret: SecretStr | None = None
+    corebanking_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    corebanking_webhook_tolerance_s: int = Field(default=300, ge=1, le=3600)
+    corebanking_poll_interval_s: float = Field(default=5.0, gt=0, le=300)
+    corebanking_poll_after_s: float = Field(default=60.0, ge=0, le=86400)
+    corebanking_sandbox_delay_s: float | None = Field(default=None, ge=0, le=120)
+
+    @field_validator("corebanking_url", "corebanking_secret", mode="before")
+    @classmethod
+    def _empty_corebanking_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    # Chains (the self-custody crypto wallet). JSON-RPC URL per EVM chain, e.g.
+    # {"ETH": "https://..."}: a chain without one shows "no network" instead of balances. A
+    # test network's EIP-155 chain id (the sandbox chain: 1337) goes in chain_network_ids;
+    # chain_tokens lists the ERC-20 tokens shown per chain:
+    # {"ETH": [{"address": "0x...", "symbol": "USDT", "decimals": 6}]}.
+    chain_networks: dict[str, str] = Field(default_factory=dict)
+    chain_network_ids: dict[str, int] = Field(default_factory=dict)
+    chain_tokens: dict[str, list[dict[str, str | int]]] = Field(default_factory=dict)
+    chain_rpc_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    chain_confirmations: int = Field(default=1, ge=1, le=100)
+    chain_track_interval_s: float = Field(default=2.0, gt=0, le=300)
+    # Wrong wallet PINs per user before a lock-out, and the first lock-out (it doubles).
+    chain_pin_max_failures: int = Field(default=5, ge=1, le=20)
+    chain_pin_lockout_s: int = Field(default=900, ge=1, le=86400)
+    # Argon2id cost of sealing a wallet under its PIN (RFC 9106: 64 MiB, 3 passes, 4 lanes).
+    # Wallets sealed with less are re-sealed at their next right PIN.
+    chain_pin_kdf_memory_kib: int = Field(default=64 * 1024, ge=32, le=1024 * 1024)
+    chain_pin_kdf_time_cost: int = Field(default=3, ge=1, le=10)
 
 
 @lru_cache

@@ -162,7 +162,11 @@ PUBLIC_API = {
     ("POST", "/api/v1/auth/login/second-factor/sms"), ("POST", "/api/v1/auth/password-reset"),
     ("POST", "/api/v1/auth/password-reset/verify"),
     ("POST", "/api/v1/auth/passkey/login/options"), ("POST", "/api/v1/auth/passkey/login"),
+    ("GET", "/api/v1/fx/rates"),
 }
+# Called by the card processor, authenticated by their signature instead of a session: refused
+# (400 unsigned, 503 while no gateway is configured) but never 2xx without one.
+WEBHOOKS = {("POST", "/api/v1/cards/gateway/webhooks")}
 
 
 def _api_routes(client: TestClient) -> list[tuple[str, str, str]]:
@@ -188,6 +192,10 @@ def test_every_api_route_needs_a_session_unless_public(client: TestClient) -> No
     for method, pattern, path in routes:
         r = client.request(method, path, json={})
         public = (method, pattern) in PUBLIC_API
+        if (method, pattern) in WEBHOOKS:
+            if r.status_code not in (400, 503):
+                wrong.append(f"{method} {pattern}: {r.status_code} without a signature")
+            continue
         # The ledger's operator API is off (403) until BANKWALLET_OPS_TOKEN is set.
         expected = 403 if pattern.startswith("/api/v1/ledger") else 401
         if (public and (r.status_code == 401 or r.status_code >= 500)) or (
@@ -207,7 +215,7 @@ def test_every_unsafe_route_refuses_a_cookie_without_its_csrf_token(client: Test
     client.cookies.set(SESSION_COOKIE, token)
     wrong = []
     for method, pattern, path in _api_routes(client):
-        if method == "GET" or (method, pattern) in PUBLIC_API:
+        if method == "GET" or (method, pattern) in PUBLIC_API | WEBHOOKS:
             continue
         r = client.request(method, path, json={})
         code = "forbidden" if pattern.startswith("/api/v1/ledger") else "csrf_failed"

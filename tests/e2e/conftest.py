@@ -29,8 +29,11 @@ SERVER_START_TIMEOUT_S = 30.0
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("e2e-server")
     port = free_port()
+    # tests/e2e/test_chains.py starts the sandbox chain on this port when it runs.
+    chain_port = os.environ.setdefault("BANKWALLET_E2E_CHAIN_PORT", str(free_port()))
     env = {**os.environ, "BANKWALLET_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bankwallet.db",
-           "BANKWALLET_ENV": "test", "BANKWALLET_LOG_JSON": "false"}
+           "BANKWALLET_ENV": "test", "BANKWALLET_LOG_JSON": "false",
+           "BANKWALLET_CHAIN_NETWORKS": f'{{"ETH": "http://127.0.0.1:{chain_port}/"}}'}
     log_path = workdir / "server.log"
     # The work directory is the server's cwd, so a developer's ./.env and ./var stay out of it.
     with log_path.open("wb") as log:

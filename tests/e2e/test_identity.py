@@ -55,7 +55,7 @@ async def test_sign_up_with_an_sms_code_then_log_out_and_in(phone: Any, server_u
     code = await sms_code(server_url, f"+86{number}")
     await phone.get_by_role("textbox", name="验证码").fill(code)
     await phone.get_by_role("button", name="开通我的钱包").click()
-    await expect(phone).to_have_url(re.compile(r"/$"))
+    await expect(phone).to_have_url(re.compile(r"/wallet$"))
 
     await phone.goto("/me/security")
     await expect(phone.get_by_role("heading", level=1)).to_have_text("安全")

@@ -56,7 +56,7 @@ async def sign_up(page: Any, server_url: str) -> str:
     await page.get_by_role("button", name="Send me a code").click()
     await page.get_by_role("textbox", name="Code").fill(await sms_code(server_url, f"+86{number}"))
     await page.get_by_role("button", name="Create my wallet").click()
-    await expect(page).to_have_url(re.compile(r"/$"))
+    await expect(page).to_have_url(re.compile(r"/wallet$"))
     return number
 
 

@@ -172,6 +172,10 @@ async def run(request: Request, session: AsyncSession, *, scope: str, body: Any,
     was decided (e.g. insufficient funds), and retrying it must not decide differently later.
     """
     key = check_key(request.headers.get(HEADER))
+    # The request has only read so far (who is asking): end that transaction so its pooled
+    # connection goes back before the claim takes one. A request then never holds two
+    # connections at once, so a full pool cannot deadlock on requests waiting for a second.
+    await session.commit()
     claimed = await claim(session, scope=scope, key=key,
                           fingerprint=fingerprint(request.method, request.url.path,
                                                   _jsonable(body)))

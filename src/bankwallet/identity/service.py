@@ -130,6 +130,11 @@ async def find_user(session: AsyncSession, login: Login) -> User | None:
     return (await session.execute(select(User).where(column == _index(login)))).scalar_one_or_none()
 
 
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """A user by id: other domains' consumers need a payer's or payee's locale and contacts."""
+    return await session.get(User, user_id)
+
+
 def contact_of(user: User) -> dict[str, str | None]:
     keyring = get_keyring()
     return {

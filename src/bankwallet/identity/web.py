@@ -72,7 +72,7 @@ async def signup_verify(request: Request, session: DbSession,
     except BankwalletError as exc:
         return _form_error(request, "identity/verify.html", exc,
                            {"challenge_id": challenge_id, "via": via})
-    response = RedirectResponse("/", status_code=303)
+    response = RedirectResponse("/wallet", status_code=303)
     _set_session_cookie(request, response, new)
     return response
 
@@ -112,6 +112,17 @@ async def logout(auth: Auth, session: DbSession) -> Response:
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+@router.get("/me", response_class=HTMLResponse)
+async def me_page(request: Request, session: DbSession) -> Response:
+    """Everything about the customer in one list: security, money sources, preferences."""
+    auth = await optional_auth(request, session)
+    if auth is None:
+        return RedirectResponse("/login?next=/me", status_code=303)
+    return render(request, "identity/me.html",
+                  {"contact": service.contact_of(auth.user), "tier": auth.user.kyc_tier},
+                  active="me")
 
 
 @router.get("/me/security", response_class=HTMLResponse)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from bankwallet.core.db import utcnow
 from bankwallet.core.ids import derived_id
 from bankwallet.ledger.errors import AccountNotFound, TransferNotFound, TransferRejected
-from bankwallet.ledger.store import LedgerStore
+from bankwallet.ledger.store import Activity, ActivityQuery, LedgerStore
 from bankwallet.ledger.types import (
     Account,
     AccountIn,
@@ -75,6 +75,12 @@ async def account_history(ledger: LedgerStore, account_id: uuid.UUID, *,
     more = len(page) > limit
     page = page[:limit]
     return page, (page[-1].seq if more and page else None)
+
+
+async def account_activity(ledger: LedgerStore, query: ActivityQuery) -> Activity:
+    """A page of what happened to a set of accounts (a customer's wallets), filtered, newest
+    first; ``next_before_seq`` is the cursor of the next page. See ``ActivityQuery``."""
+    return await ledger.account_activity(query)
 
 
 async def expire_holds(ledger: LedgerStore, *, now: dt.datetime | None = None) -> int:

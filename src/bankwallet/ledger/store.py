@@ -19,10 +19,10 @@ import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, case, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -56,6 +56,67 @@ _TRANSFER_COLUMNS = ("id, seq, debit_account_id, credit_account_id, amount, ledg
                      "pending_id, timeout_s, expires_at, user_data, created_at, hash")
 
 
+# account_activity: bounds of one call.
+ACTIVITY_ACCOUNTS_MAX = 16
+ACTIVITY_TEXTS_MAX = 4
+ACTIVITY_TEXT_MAX_CHARS = 64
+ACTIVITY_KEYS_MAX = 8
+# With filters, each (account, side) index range is read at most this many rows per call: a
+# filter that matches little returns a short (even empty) page and a cursor to go on from.
+ACTIVITY_SCAN_WINDOW = 2000
+# Transfers are stamped in seq order by one clock; a scan bounded below by time stops once
+# it is this far past the bound, in case that clock ever stepped back.
+ACTIVITY_CLOCK_SKEW = dt.timedelta(hours=1)
+_PENDING = int(TransferFlags.PENDING)
+_NOT_POSTED = int(TransferFlags.PENDING | TransferFlags.VOID_PENDING)
+
+
+@dataclass(frozen=True, slots=True)
+class TextMatch:
+    """A case-insensitive substring of a ``user_data`` value: looked for in ``out_keys`` when
+    the transfer debits one of the accounts asked about, in ``in_keys`` when it credits one."""
+
+    text: str
+    out_keys: tuple[str, ...]
+    in_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityQuery:
+    """Which transfers of a set of accounts ``account_activity`` returns, newest first.
+
+    ``shape="entries"``: what happened to the accounts, one transfer per movement (plain
+    transfers and holds; a hold's later post or void comes in ``Activity.related``).
+    ``shape="postings"``: what changed their posted balances (plain transfers and posts of
+    holds; the hold a post resolves comes in ``Activity.related``, for its ``user_data``).
+    Filters read each transfer's own columns and ``user_data``.
+    """
+
+    account_ids: tuple[uuid.UUID, ...]
+    shape: Literal["entries", "postings"] = "entries"
+    before_seq: int | None = None  # the cursor: only transfers older than this
+    limit: int = 50
+    codes: frozenset[int] | None = None
+    created_from: dt.datetime | None = None  # inclusive
+    created_before: dt.datetime | None = None  # exclusive
+    amount_min: int | None = None
+    amount_max: int | None = None
+    texts: tuple[TextMatch, ...] = ()
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.codes is not None or self.created_from or self.created_before
+                    or self.amount_min is not None or self.amount_max is not None
+                    or self.texts)
+
+
+@dataclass(slots=True)
+class Activity:
+    transfers: list[Transfer]  # newest first, at most ``limit``; may be short with a cursor
+    related: dict[uuid.UUID, Transfer]  # keyed by hold id: its post/void, or the hold itself
+    next_before_seq: int | None  # None: nothing older matches
+
+
 class LedgerStore(Protocol):
     async def create_accounts(self, accounts: Sequence[AccountIn]) -> list[bool]: ...
 
@@ -71,6 +132,8 @@ class LedgerStore(Protocol):
                                 limit: int) -> list[Transfer]: ...
 
     async def expired_holds(self, now: dt.datetime, *, limit: int) -> list[uuid.UUID]: ...
+
+    async def account_activity(self, query: ActivityQuery) -> Activity: ...
 
 
 @dataclass(slots=True)
@@ -229,6 +292,60 @@ class SqlLedgerStore:
             rows = [r for page in pages for r in await conn.execute(page)]
         rows.sort(key=lambda r: r.seq, reverse=True)
         return [_transfer_from_orm_row(r) for r in rows[:limit]]
+
+    async def account_activity(self, query: ActivityQuery) -> Activity:
+        """A page of the transfers touching ``query.account_ids`` (see ``ActivityQuery``).
+
+        Each (account, debit or credit side) is one range of an index (``ix_ledger_transfer_
+        debit_seq`` / ``credit_seq``) read backwards from the cursor. Unfiltered, a range is
+        read for one row past the page; filtered, for at most ``ACTIVITY_SCAN_WINDOW`` rows,
+        testing the filter in the same statement. The ranges are merged by ``seq``: the page
+        holds only what every range has covered, and the cursor resumes below that.
+        """
+        _check_activity_query(query)
+        table = LedgerTransfer.__table__
+        limit = query.limit
+        window = max(limit + 1, ACTIVITY_SCAN_WINDOW) if query.filtered else limit + 1
+        base = [table.c.pending_id.is_(None) if query.shape == "entries"
+                else table.c.flags.op("&")(_NOT_POSTED) == 0]
+        if query.before_seq is not None:
+            base.append(table.c.seq < query.before_seq)
+        found: dict[int, Any] = {}  # seq -> row (full rows unfiltered; seq only filtered)
+        floors: list[int] = []
+        async with self.engine.connect() as conn:
+            for account_id in dict.fromkeys(query.account_ids):
+                for column, outgoing in ((table.c.debit_account_id, True),
+                                         (table.c.credit_account_id, False)):
+                    condition = _activity_filter(table, query, outgoing=outgoing)
+                    if condition is False:
+                        continue  # a text to match in keys this side does not have
+                    where = and_(column == account_id, *base)
+                    if condition is None:
+                        statement = (select(table).where(where)
+                                     .order_by(table.c.seq.desc()).limit(window))
+                    else:
+                        hit = case((condition, 1), else_=0).label("hit")
+                        statement = (select(table.c.seq, table.c.created_at, hit).where(where)
+                                     .order_by(table.c.seq.desc()).limit(window))
+                    rows = list(await conn.execute(statement))
+                    hits = [r for r in rows if condition is None or r.hit][:limit + 1]
+                    found.update((r.seq, r) for r in hits)
+                    floor = _range_floor(rows, hits, query, limit=limit, window=window)
+                    if floor is not None:
+                        floors.append(floor)
+            floor = max(floors, default=None)
+            seqs = sorted((s for s in found if floor is None or s >= floor), reverse=True)
+            if len(seqs) > limit:
+                seqs = seqs[:limit]
+                next_before_seq: int | None = seqs[-1]
+            else:
+                next_before_seq = floor
+            if query.filtered and seqs:
+                found = {r.seq: r for chunk in _chunks(seqs, 500) for r in await conn.execute(
+                    select(table).where(table.c.seq.in_(chunk)))}
+            transfers = [_transfer_from_orm_row(found[s]) for s in seqs]
+            related = await _related(conn, table, transfers, query.shape)
+        return Activity(transfers, related, next_before_seq)
 
     async def expired_holds(self, now: dt.datetime, *, limit: int) -> list[uuid.UUID]:
         table = LedgerOpenHold.__table__
@@ -474,6 +591,72 @@ class SqlLedgerStore:
         finally:
             flight.written.set()
         return decision.outcomes
+
+
+def _check_activity_query(query: ActivityQuery) -> None:
+    assert 0 < len(query.account_ids) <= ACTIVITY_ACCOUNTS_MAX, len(query.account_ids)
+    assert 1 <= query.limit <= HISTORY_PAGE_MAX, query.limit
+    assert query.shape in ("entries", "postings"), query.shape
+    assert len(query.texts) <= ACTIVITY_TEXTS_MAX
+    for match in query.texts:
+        assert 0 < len(match.text) <= ACTIVITY_TEXT_MAX_CHARS
+        assert len(match.out_keys) + len(match.in_keys) <= ACTIVITY_KEYS_MAX
+    for moment in (query.created_from, query.created_before):
+        assert moment is None or moment.tzinfo is not None, "naive datetimes are a bug"
+
+
+def _activity_filter(table: Any, query: ActivityQuery, *, outgoing: bool) -> Any:
+    """The filter as one SQL condition for one side; None: no filter; False: never true."""
+    conditions = []
+    if query.codes is not None:
+        if not query.codes:
+            return False
+        conditions.append(table.c.code.in_(sorted(query.codes)))
+    if query.created_from is not None:
+        conditions.append(table.c.created_at >= query.created_from)
+    if query.created_before is not None:
+        conditions.append(table.c.created_at < query.created_before)
+    if query.amount_min is not None:
+        conditions.append(table.c.amount >= query.amount_min)
+    if query.amount_max is not None:
+        conditions.append(table.c.amount <= query.amount_max)
+    for match in query.texts:
+        keys = match.out_keys if outgoing else match.in_keys
+        if not keys:
+            return False
+        conditions.append(or_(*(table.c.user_data[key].as_string().icontains(
+            match.text, autoescape=True) for key in keys)))
+    return and_(*conditions) if conditions else None
+
+
+def _range_floor(rows: list[Any], hits: list[Any], query: ActivityQuery, *, limit: int,
+                 window: int) -> int | None:
+    """The lowest seq down to which one index range is known (None: known to its end)."""
+    if len(hits) > limit:
+        return hits[-1].seq
+    if len(rows) < window:
+        return None
+    if query.created_from is not None and (
+            rows[-1].created_at < query.created_from - ACTIVITY_CLOCK_SKEW):
+        return None  # everything further back is older than the bound
+    return rows[-1].seq
+
+
+async def _related(conn: AsyncConnection, table: Any, transfers: list[Transfer],
+                   shape: str) -> dict[uuid.UUID, Transfer]:
+    """Entries: the post or void of each hold on the page. Postings: each post's hold."""
+    if shape == "entries":
+        ids = [t.id for t in transfers if t.flags & _PENDING]
+        column = table.c.pending_id
+    else:
+        ids = [t.pending_id for t in transfers if t.pending_id is not None]
+        column = table.c.id
+    related: dict[uuid.UUID, Transfer] = {}
+    for chunk in _chunks(ids, 500):
+        for r in await conn.execute(select(table).where(column.in_(chunk))):
+            t = _transfer_from_orm_row(r)
+            related[t.pending_id if shape == "entries" else t.id] = t  # type: ignore[index]
+    return related
 
 
 def _common(ids: set[uuid.UUID], mapping: dict[uuid.UUID, Any]) -> set[uuid.UUID]:

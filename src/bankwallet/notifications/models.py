@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Index, LargeBinary, String, Text, Uuid
+from sqlalchemy import BigInteger, Boolean, Index, LargeBinary, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bankwallet.core.crypto import register_encrypted_column
@@ -49,3 +49,19 @@ class DevMessage(Base):
 
 DEV_MESSAGE_CONTEXT = "notifications_dev_message.sealed"
 register_encrypted_column(DevMessage.__tablename__, "sealed", context=DEV_MESSAGE_CONTEXT)
+
+
+class MoneyPreference(Base):
+    """How a user wants to hear about money moving (``notifications.money``). No row: the
+    defaults. The in-app inbox always gets a message; these choose SMS and e-mail on top."""
+
+    __tablename__ = "notifications_money_preference"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sms_withdrawals: Mapped[bool] = mapped_column(Boolean)
+    sms_money_out: Mapped[bool] = mapped_column(Boolean)
+    # Money out of at least this much (minor units of the movement's currency) gets an SMS.
+    sms_money_out_min_minor: Mapped[int] = mapped_column(BigInteger)
+    sms_money_in: Mapped[bool] = mapped_column(Boolean)
+    email: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -44,3 +44,6 @@ async def send_otp(session: AsyncSession, event: outbox.Event) -> None:
                            sensitive=event.sensitive, created_at=event.created_at,
                            default_locale=settings.default_locale,
                            default_ttl_s=settings.otp_ttl_s)
+
+
+from bankwallet.notifications import money as _money  # noqa: E402, F401  (registers money.moved)

@@ -39,11 +39,11 @@ class NavItem:
 
 # The tabs the customer client grows into; a domain sets its href when its page exists.
 NAV: Final = (
-    NavItem("wallet", N_("Wallet"), "/"),
-    NavItem("pay", N_("Pay"), None),
-    NavItem("cards", N_("Cards"), None),
-    NavItem("crypto", N_("Crypto"), None),
-    NavItem("me", N_("Me"), "/me/security"),
+    NavItem("wallet", N_("Wallet"), "/wallet"),
+    NavItem("pay", N_("Pay"), "/wallet/send"),
+    NavItem("cards", N_("Cards"), "/me/cards"),
+    NavItem("crypto", N_("Crypto"), "/crypto"),
+    NavItem("me", N_("Me"), "/me"),
 )
 
 # Language names are shown in their own language, so they are not translated.

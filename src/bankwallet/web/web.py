@@ -16,6 +16,8 @@ from bankwallet.core import i18n
 from bankwallet.core.errors import InvalidInput, NotFound
 from bankwallet.web.csrf import cookies_secure, require_same_origin, safe_next
 from bankwallet.web.icons import ICONS, icon_png
+
+SESSION_COOKIE = "bw_session"  # identity.deps.SESSION_COOKIE: the shell does not import domains
 from bankwallet.web.templating import STATIC_DIR, environment, render, static_url
 
 THEME_COLOUR = "#0b4f8a"
@@ -33,7 +35,10 @@ def mount(app: FastAPI) -> None:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(request: Request) -> HTMLResponse:
+async def home(request: Request) -> Response:
+    # Signed in (a session cookie): straight to the wallet, which checks the session.
+    if request.cookies.get(SESSION_COOKIE):
+        return RedirectResponse("/wallet", status_code=303)
     return render(request, "web/home.html", active="wallet")
 
 

@@ -1,0 +1,1353 @@
+"""Payments use cases: merchants and their API keys, payment intents and their state machine,
+paying an intent from the wallet balance, capture, cancel, refunds, settlement, and the events
+every change publishes.
+
+Every money movement follows ``docs/money-movement.md``: the domain row (charge, refund,
+settlement) is recorded and committed with ledger transfer ids derived from its id (itself
+derived from the idempotency key), then the ledger transfers are submitted (linked when there
+are several legs), then the outcome is recorded with ``money.moved`` and the merchant's event
+in one transaction. ``tasks.heal_once`` resubmits rows left in flight by a crash.
+
+The state machine of a payment intent (Stripe's statuses)::
+
+    requires_payment_method ─confirm(method)─▶ requires_action ─customer pays─▶ processing
+    requires_confirmation  ─┘                   (wallet: the customer confirms at /pay/…)
+    processing ─▶ succeeded (automatic capture) | requires_capture (manual) |
+                  requires_payment_method (the payment failed: pay again)
+    requires_capture ─capture─▶ processing ─▶ succeeded
+    requires_payment_method | requires_confirmation | requires_action | requires_capture
+        ─cancel─▶ canceled
+
+The customer may pay straight from ``requires_payment_method`` or ``requires_confirmation``:
+paying in the wallet is the confirmation. ``TRANSITIONS`` holds which statuses allow what.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import logging
+import re
+import secrets
+import string
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import iso18245
+import pycountry
+import schwifty
+from schwifty.exceptions import SchwiftyException
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bankwallet.connectors.gateway.base import luhn_valid
+from bankwallet.core import audit, outbox
+from bankwallet.core.crypto import get_keyring
+from bankwallet.core.db import utcnow
+from bankwallet.core.ids import derived_id, uuid7
+from bankwallet.identity import mfa
+from bankwallet.identity.service import Authenticated
+from bankwallet.ledger import service as ledger_service
+from bankwallet.ledger.store import LedgerStore
+from bankwallet.ledger.types import (
+    AccountFlags,
+    AccountIn,
+    Outcome,
+    Result,
+    TransferFlags,
+    TransferIn,
+)
+from bankwallet.payments import objects, repository
+from bankwallet.payments.errors import (
+    ApiKeyInvalid,
+    ApiKeyNotFound,
+    ApiKeyScopeMissing,
+    CaptureExceedsCapturable,
+    EventNotFound,
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidBankAccount,
+    InvalidCity,
+    InvalidCountry,
+    InvalidMcc,
+    InvalidMerchantName,
+    InvalidMetadata,
+    InvalidPaymentMethod,
+    InvalidReturnUrl,
+    InvalidScopes,
+    MerchantBalanceInsufficient,
+    MerchantNotFound,
+    MerchantRoleRequired,
+    PaymentFailed,
+    PaymentIntentNotFound,
+    PaymentMethodRequired,
+    PaymentMethodUnavailable,
+    PaymentRefused,
+    RefundExceedsCaptured,
+    RefundNotFound,
+    SettlementNothingToSettle,
+    UnexpectedState,
+)
+from bankwallet.payments.models import (
+    BANK_ACCOUNT_CONTEXT,
+    ApiKey,
+    Charge,
+    Event,
+    Merchant,
+    MerchantUser,
+    PaymentIntent,
+    Refund,
+    Settlement,
+)
+from bankwallet.risk import service as risk_service
+from bankwallet.wallets import service as wallets_service
+from bankwallet.wallets.codes import KIND_OF_CODE, Code
+
+log = logging.getLogger("bankwallet.payments")
+
+# -- bounds and the fee schedule -------------------------------------------------------------
+
+NAME_MAX_CHARS: Final = 100
+CITY_MAX_CHARS: Final = 64
+DEFAULT_COUNTRY: Final = "CN"
+AMOUNT_MIN_MINOR: Final = 1
+AMOUNT_MAX_MINOR: Final = 10**12
+DESCRIPTION_MAX_CHARS: Final = 500
+NOTE_MAX_CHARS: Final = 140
+METADATA_KEYS_MAX: Final = 50
+METADATA_KEY_MAX_CHARS: Final = 40
+METADATA_VALUE_MAX_CHARS: Final = 500
+RETURN_URL_MAX_CHARS: Final = 2048
+PAGE_MAX: Final = 100
+MERCHANTS_PER_USER_MAX: Final = 20
+API_KEYS_MAX: Final = 50
+API_KEY_NAME_MAX_CHARS: Final = 64
+API_KEY_RANDOM_CHARS: Final = 32
+# The last-used time is written at most this often per key (one write per request would
+# serialise every API call on SQLite).
+API_KEY_TOUCH_EVERY_S: Final = 60
+# A manual-capture authorisation holds the customer's money this long, then the ledger's
+# expiry job releases it (Stripe's card authorisations last seven days too).
+AUTHORIZATION_HOLD_S: Final = 7 * 24 * 3600
+# A charge, refund or settlement still in flight this long after its last change is healed.
+HEAL_AFTER_S: Final = 60
+
+MERCHANT_ACCOUNT_KIND: Final = "merchant"
+WALLET_METHOD: Final = "bankwallet_balance"
+CARD_METHOD: Final = "card"
+PAYMENT_METHODS: Final = (WALLET_METHOD, CARD_METHOD)
+CAPTURE_METHODS: Final = ("automatic", "manual")
+CANCELLATION_REASONS: Final = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
+REFUND_REASONS: Final = ("duplicate", "fraudulent", "requested_by_customer")
+ROLES: Final = ("owner",)
+SCOPES: Final = ("payments:read", "payments:write", "refunds:read", "refunds:write",
+                 "events:read")
+KEY_KINDS: Final = {"secret": "sk_test_", "publishable": "pk_test_"}
+_KEY_ALPHABET: Final = string.ascii_letters + string.digits
+
+
+@dataclass(frozen=True, slots=True)
+class FeeSchedule:
+    """What the bank charges a merchant per payment: ``rate_ppm`` parts per million of the
+    captured amount, rounded half up, at least ``min_minor``."""
+
+    rate_ppm: int
+    min_minor: int
+
+
+# The one place the merchant fee is kept: 0.6 %, at least one minor unit.
+FEE_SCHEDULE: Final = FeeSchedule(rate_ppm=6_000, min_minor=1)
+
+
+def fee_for(amount_minor: int, schedule: FeeSchedule = FEE_SCHEDULE) -> int:
+    assert amount_minor > 0
+    fee = (amount_minor * schedule.rate_ppm + 500_000) // 1_000_000
+    return min(amount_minor, max(schedule.min_minor, fee))
+
+
+def fee_refunded_after(*, fee_minor: int, captured_minor: int, refunded_minor: int) -> int:
+    """How much of the fee has been given back once ``refunded_minor`` of ``captured_minor``
+    is refunded: the same share, rounded half up. Computed on the running total (not per
+    refund), so partial refunds never drift and a full refund returns the whole fee."""
+    assert 0 <= refunded_minor <= captured_minor and captured_minor > 0
+    return (2 * fee_minor * refunded_minor + captured_minor) // (2 * captured_minor)
+
+
+# -- the state machine -----------------------------------------------------------------------
+
+
+class Status(enum.StrEnum):
+    REQUIRES_PAYMENT_METHOD = "requires_payment_method"
+    REQUIRES_CONFIRMATION = "requires_confirmation"
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+    REQUIRES_CAPTURE = "requires_capture"
+    SUCCEEDED = "succeeded"
+    CANCELED = "canceled"
+
+
+S = Status
+# Which statuses each action starts from; anything else is ``UnexpectedState``.
+TRANSITIONS: Final[dict[str, frozenset[Status]]] = {
+    "confirm": frozenset({S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION}),
+    "pay": frozenset({S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION, S.REQUIRES_ACTION}),
+    "capture": frozenset({S.REQUIRES_CAPTURE}),
+    "cancel": frozenset({S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION,
+                         S.REQUIRES_ACTION, S.REQUIRES_CAPTURE}),
+    "refund": frozenset({S.SUCCEEDED}),
+}
+
+
+def _check_transition(intent: PaymentIntent, action: str) -> None:
+    if Status(intent.status) not in TRANSITIONS[action]:
+        raise UnexpectedState(f"You cannot {action} this payment because it is "
+                              f"{intent.status}.", status=intent.status)
+
+
+# -- who acts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts for a merchant: a signed-in member (dashboard, our API) or an API key."""
+
+    merchant: Merchant
+    auth: Authenticated | None = None
+    api_key: ApiKey | None = None
+
+    @property
+    def audit_actor(self) -> tuple[str, str]:
+        if self.auth is not None:
+            return "user", str(self.auth.user.id)
+        assert self.api_key is not None
+        return "system", f"api_key:{self.api_key.id}"
+
+
+async def _audit(session: AsyncSession, actor: Actor, action: str, *, subject_type: str,
+                 subject_id: str, data: dict | None = None) -> None:
+    actor_type, actor_id = actor.audit_actor
+    await audit.record(session, action=action, actor_type=actor_type, actor_id=actor_id,
+                       subject_type=subject_type, subject_id=subject_id, data=data)
+
+
+# -- validation (pure) -----------------------------------------------------------------------
+
+
+def clean_text(text: str | None, *, max_chars: int, error: type[Exception],
+               required: bool = True) -> str | None:
+    value = " ".join((text or "").split())
+    if not value:
+        if required:
+            raise error("This field is required.")
+        return None
+    if len(value) > max_chars or any(ord(c) < 0x20 for c in value):
+        raise error(f"At most {max_chars} characters.")
+    return value
+
+
+def check_mcc(text: str) -> str:
+    """A four-digit ISO 18245 merchant category code that the standard assigns."""
+    code = text.strip()
+    if not re.fullmatch(r"\d{4}", code, re.ASCII):
+        raise InvalidMcc("A merchant category code is four digits, e.g. 5812.")
+    try:
+        iso18245.get_mcc(code)
+    except (iso18245.MCCNotFound, iso18245.InvalidMCC) as exc:
+        raise InvalidMcc(f"{code} is not an ISO 18245 merchant category code.") from exc
+    return code
+
+
+def mcc_description(code: str) -> str:
+    try:
+        return iso18245.get_mcc(code).iso_description
+    except (iso18245.MCCNotFound, iso18245.InvalidMCC):
+        return ""
+
+
+def check_country(text: str | None) -> str:
+    code = (text or DEFAULT_COUNTRY).strip().upper()
+    if not re.fullmatch(r"[A-Z]{2}", code) or pycountry.countries.get(alpha_2=code) is None:
+        raise InvalidCountry("Give the two-letter ISO 3166 country code, e.g. CN.")
+    return code
+
+
+def parse_bank_account(text: str) -> tuple[str, str]:
+    """``("iban", "DE89…")`` for an IBAN (checked by schwifty), ``("domestic", digits)`` for a
+    16–19 digit account number with a Luhn check digit (China's bank card numbers)."""
+    compact = re.sub(r"[\s-]", "", text or "").upper()
+    if len(compact) >= 2 and compact[:2].isalpha():
+        try:
+            return "iban", schwifty.IBAN(compact).compact
+        except (SchwiftyException, ValueError) as exc:
+            raise InvalidBankAccount("This IBAN is not valid (check the digits).") from exc
+    if compact.isascii() and compact.isdigit() and 16 <= len(compact) <= 19 \
+            and luhn_valid(compact):
+        return "domestic", compact
+    raise InvalidBankAccount("Give an IBAN or a 16 to 19 digit account number.")
+
+
+def mask_bank_account(last4: str) -> str:
+    return f"····{last4}"
+
+
+def check_amount(amount_minor: int) -> int:
+    if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) \
+            or not AMOUNT_MIN_MINOR <= amount_minor <= AMOUNT_MAX_MINOR:
+        raise InvalidAmount(f"The amount is a whole number of minor units from "
+                            f"{AMOUNT_MIN_MINOR} to {AMOUNT_MAX_MINOR}.")
+    return amount_minor
+
+
+def check_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:
+    """Stripe's rules: up to 50 keys of 40 characters, string values of 500; an empty value
+    removes the key."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or len(metadata) > METADATA_KEYS_MAX:
+        raise InvalidMetadata(f"Metadata is an object of at most {METADATA_KEYS_MAX} keys.")
+    clean: dict[str, str] = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not 0 < len(key) <= METADATA_KEY_MAX_CHARS \
+                or "[" in key or "]" in key:
+            raise InvalidMetadata(f"Metadata keys are 1 to {METADATA_KEY_MAX_CHARS} characters.")
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise InvalidMetadata("Metadata values are strings.")
+        text = str(value)
+        if len(text) > METADATA_VALUE_MAX_CHARS:
+            raise InvalidMetadata(f"Metadata values are at most {METADATA_VALUE_MAX_CHARS} "
+                                  "characters.")
+        if text:
+            clean[key] = text
+    return clean
+
+
+def check_return_url(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if len(url) > RETURN_URL_MAX_CHARS or parts.scheme not in ("https", "http") \
+            or not parts.netloc:
+        raise InvalidReturnUrl("The return URL must be an http(s) URL.", param="return_url")
+    return url
+
+
+def check_payment_method_types(types: Sequence[str] | None) -> list[str]:
+    chosen = list(dict.fromkeys(types or [WALLET_METHOD]))
+    if not chosen or any(t not in PAYMENT_METHODS for t in chosen):
+        raise InvalidPaymentMethod(f"Payment method types are {', '.join(PAYMENT_METHODS)}.",
+                                   param="payment_method_types")
+    return chosen
+
+
+def normalise_payment_method(value: str | None) -> str | None:
+    """Stripe clients name a payment method by id; ``pm_bankwallet_balance`` and ``pm_card_…``
+    are read as our two methods."""
+    if value is None or value == "":
+        return None
+    if value in (WALLET_METHOD, "pm_" + WALLET_METHOD):
+        return WALLET_METHOD
+    if value == CARD_METHOD or value.startswith("pm_card"):
+        return CARD_METHOD
+    raise InvalidPaymentMethod(f"No such payment method: {value!r}.", param="payment_method")
+
+
+# -- merchants -------------------------------------------------------------------------------
+
+
+def merchant_account_id(merchant_id: uuid.UUID, currency: str) -> uuid.UUID:
+    return derived_id("payments.merchant_account", merchant_id, currency)
+
+
+def merchant_owner_id(merchant_id: uuid.UUID) -> str:
+    return f"merchant:{merchant_id}"
+
+
+async def open_merchant_account(ledger: LedgerStore, merchant_id: uuid.UUID,
+                                currency: str) -> uuid.UUID:
+    """The merchant's account in ``currency`` and the bank's accounts in it (made once).
+    Call before the request's session writes: on SQLite the ledger has its own connection."""
+    currency = wallets_service.supported(currency)
+    await ledger_service.open_accounts(ledger, [
+        AccountIn(id=merchant_account_id(merchant_id, currency), ledger=currency,
+                  kind=MERCHANT_ACCOUNT_KIND, owner_id=merchant_owner_id(merchant_id),
+                  flags=int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)),
+        *(AccountIn(id=wallets_service.system_account_id(kind, currency), ledger=currency,
+                    kind=kind.value, owner_id="bank")
+          for kind in wallets_service.SystemAccount)])
+    return merchant_account_id(merchant_id, currency)
+
+
+async def create_merchant(session: AsyncSession, ledger: LedgerStore, auth: Authenticated, *,
+                          name: str, mcc: str, city: str, country: str | None,
+                          bank_account: str) -> Merchant:
+    clean_name = clean_text(name, max_chars=NAME_MAX_CHARS, error=InvalidMerchantName)
+    clean_city = clean_text(city, max_chars=CITY_MAX_CHARS, error=InvalidCity)
+    code = check_mcc(mcc)
+    country_code = check_country(country)
+    kind, number = parse_bank_account(bank_account)
+    if len(await repository.merchants_of(session, auth.user.id,
+                                         limit=MERCHANTS_PER_USER_MAX)) >= MERCHANTS_PER_USER_MAX:
+        raise MerchantRoleRequired(f"At most {MERCHANTS_PER_USER_MAX} merchants per user.")
+    merchant_id = uuid7()
+    await open_merchant_account(ledger, merchant_id, wallets_service.DEFAULT_CURRENCY)
+    now = utcnow()
+    merchant = Merchant(
+        id=merchant_id, name=clean_name, mcc=code, city=clean_city, country=country_code,
+        bank_account_enc=get_keyring().encrypt(number, context=BANK_ACCOUNT_CONTEXT),
+        bank_account_kind=kind, bank_account_last4=number[-4:], status="active",
+        created_by=auth.user.id, created_at=now, updated_at=now)
+    session.add(merchant)
+    await session.flush()
+    session.add(MerchantUser(merchant_id=merchant_id, user_id=auth.user.id, role="owner",
+                             created_at=now))
+    await session.flush()
+    await audit.record(session, action="payments.merchant.created", actor_type="user",
+                       actor_id=str(auth.user.id), subject_type="merchant",
+                       subject_id=str(merchant_id), data={"mcc": code, "country": country_code})
+    return merchant
+
+
+def bank_account_number(merchant: Merchant) -> str:
+    """The settlement account in the clear: only for the instruction to the core bank."""
+    return get_keyring().decrypt(merchant.bank_account_enc, context=BANK_ACCOUNT_CONTEXT).decode()
+
+
+async def merchants_of(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[Merchant, str]]:
+    return await repository.merchants_of(session, user_id, limit=MERCHANTS_PER_USER_MAX)
+
+
+async def merchant_for_user(session: AsyncSession, user_id: uuid.UUID, merchant_id: uuid.UUID,
+                            *, write: bool = False) -> Merchant:
+    """The merchant, if ``user_id`` acts for it; 404 otherwise (whether it exists is not told).
+    ``write``: the user's role must allow changes (every role today: the owner)."""
+    member = await repository.membership(session, merchant_id, user_id)
+    if member is None:
+        raise MerchantNotFound("No such merchant.")
+    if write and member.role not in ROLES:
+        raise MerchantRoleRequired()
+    merchant = await session.get(Merchant, merchant_id)
+    assert merchant is not None, "a membership without its merchant"
+    return merchant
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantBalance:
+    currency: str
+    available_minor: int
+    posted_minor: int
+    settling_minor: int  # held for settlements and not yet confirmed by the bank
+
+
+async def merchant_balances(ledger: LedgerStore, merchant_id: uuid.UUID) -> list[MerchantBalance]:
+    accounts = await ledger_service.accounts_of_owner(ledger, merchant_owner_id(merchant_id))
+    found = [MerchantBalance(a.ledger, a.available, a.balance, a.debits_pending)
+             for a in accounts if a.kind == MERCHANT_ACCOUNT_KIND]
+    order = {c: i for i, c in enumerate(wallets_service.SUPPORTED_CURRENCIES)}
+    return sorted(found, key=lambda b: order.get(b.currency, len(order)))
+
+
+async def merchant_balance(ledger: LedgerStore, merchant_id: uuid.UUID,
+                           currency: str) -> MerchantBalance:
+    for balance in await merchant_balances(ledger, merchant_id):
+        if balance.currency == currency:
+            return balance
+    return MerchantBalance(currency, 0, 0, 0)
+
+
+# -- API keys --------------------------------------------------------------------------------
+
+
+def hash_api_key(key: str) -> bytes:
+    # Keys are 190 random bits: a plain SHA-256 cannot be brute-forced, and it survives the
+    # rotation of the encryption keys.
+    return hashlib.sha256(key.encode()).digest()
+
+
+def new_api_key(kind: str) -> str:
+    body = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(API_KEY_RANDOM_CHARS))
+    return KEY_KINDS[kind] + body
+
+
+def check_scopes(scopes: Sequence[str] | None, kind: str) -> list[str]:
+    if kind == "publishable":
+        return []  # a publishable key reads one intent with its client secret, nothing else
+    chosen = list(dict.fromkeys(scopes or SCOPES))
+    unknown = [s for s in chosen if s not in SCOPES]
+    if unknown:
+        raise InvalidScopes(f"Scopes are {', '.join(SCOPES)}.", unknown=unknown)
+    return chosen
+
+
+async def create_api_key(session: AsyncSession, auth: Authenticated, merchant: Merchant, *,
+                         name: str, kind: str = "secret",
+                         scopes: Sequence[str] | None = None) -> tuple[ApiKey, str]:
+    """A new key, returned in the clear this once; only its hash is kept. A fresh second
+    factor is needed: a key can move the merchant's money."""
+    if kind not in KEY_KINDS:
+        raise InvalidScopes("A key is secret or publishable.")
+    chosen = check_scopes(scopes, kind)
+    clean_name = clean_text(name, max_chars=API_KEY_NAME_MAX_CHARS, error=InvalidScopes,
+                            required=False) or kind
+    await mfa.ensure_recent_second_factor(session, auth)
+    if len(await repository.api_keys(session, merchant.id, limit=API_KEYS_MAX)) >= API_KEYS_MAX:
+        raise InvalidScopes(f"At most {API_KEYS_MAX} keys; revoke one first.")
+    key = new_api_key(kind)
+    row = ApiKey(id=uuid7(), merchant_id=merchant.id, kind=kind, key_hash=hash_api_key(key),
+                 last4=key[-4:], name=clean_name, scopes=chosen, created_by=auth.user.id,
+                 created_at=utcnow(), last_used_at=None, revoked_at=None)
+    session.add(row)
+    await session.flush()
+    await audit.record(session, action="payments.api_key.created", actor_type="user",
+                       actor_id=str(auth.user.id), subject_type="merchant",
+                       subject_id=str(merchant.id),
+                       data={"api_key_id": str(row.id), "kind": kind, "scopes": chosen})
+    return row, key
+
+
+async def list_api_keys(session: AsyncSession, merchant: Merchant) -> list[ApiKey]:
+    return await repository.api_keys(session, merchant.id, limit=API_KEYS_MAX)
+
+
+async def revoke_api_key(session: AsyncSession, auth: Authenticated, merchant: Merchant,
+                         key_id: uuid.UUID) -> ApiKey:
+    row = await session.get(ApiKey, key_id)
+    if row is None or row.merchant_id != merchant.id:
+        raise ApiKeyNotFound()
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await session.flush()
+        await audit.record(session, action="payments.api_key.revoked", actor_type="user",
+                           actor_id=str(auth.user.id), subject_type="merchant",
+                           subject_id=str(merchant.id), data={"api_key_id": str(key_id)})
+    return row
+
+
+async def authenticate_api_key(session: AsyncSession, key: str | None) -> tuple[ApiKey, Merchant]:
+    """The key and its merchant; 401 ``api_key_invalid`` for a missing, unknown or revoked key.
+    The last-used time is written in a transaction of its own (never the request's)."""
+    if not key or not key.startswith(tuple(KEY_KINDS.values())) or len(key) > 128:
+        raise ApiKeyInvalid("Send a valid API key: Authorization: Bearer sk_test_…")
+    row = await repository.api_key_by_hash(session, hash_api_key(key))
+    if row is None or row.revoked_at is not None:
+        raise ApiKeyInvalid("This API key is unknown or was revoked.")
+    merchant = await session.get(Merchant, row.merchant_id)
+    if merchant is None or merchant.status != "active":
+        raise ApiKeyInvalid("This merchant cannot use the API.")
+    now = utcnow()
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() >= \
+            API_KEY_TOUCH_EVERY_S:
+        await session.commit()  # only reads so far: one pooled connection at a time
+        async with AsyncSession(session.bind) as own:
+            await own.execute(update(ApiKey).where(ApiKey.id == row.id)
+                              .values(last_used_at=now))
+            await own.commit()
+        row.last_used_at = now
+    return row, merchant
+
+
+def require_scope(api_key: ApiKey, scope: str) -> None:
+    assert scope in SCOPES, scope
+    if scope not in (api_key.scopes or []):
+        raise ApiKeyScopeMissing(f"This key lacks the {scope} scope.", scope=scope)
+
+
+# -- events ----------------------------------------------------------------------------------
+
+EVENT_TOPIC: Final = "payments.event"
+EVENT_TYPES: Final = ("payment_intent.created", "payment_intent.requires_action",
+                      "payment_intent.amount_capturable_updated", "payment_intent.succeeded",
+                      "payment_intent.payment_failed", "payment_intent.canceled",
+                      "charge.refunded")
+
+
+async def emit(session: AsyncSession, merchant_id: uuid.UUID, type_: str, obj: dict[str, Any],
+               *, idempotency_key: str | None = None) -> Event:
+    """Record the merchant's event and publish it into the outbox (``tasks`` fans it out to
+    the merchant's webhook endpoints), in the caller's transaction."""
+    assert type_ in EVENT_TYPES, type_
+    event = Event(id=uuid7(), merchant_id=merchant_id, type=type_, data={"object": obj},
+                  api_version=objects.API_VERSION, idempotency_key=idempotency_key,
+                  created_at=utcnow())
+    session.add(event)
+    await session.flush()
+    await outbox.publish(session, EVENT_TOPIC, {"event_id": str(event.id),
+                                                "merchant_id": str(merchant_id),
+                                                "type": type_},
+                         key=merchant_owner_id(merchant_id))
+    return event
+
+
+async def _emit_intent(session: AsyncSession, intent: PaymentIntent, type_: str, *,
+                       charge: Charge | None = None) -> None:
+    await emit(session, intent.merchant_id, type_, objects.payment_intent(intent, charge=charge))
+
+
+async def get_event(session: AsyncSession, merchant: Merchant, event_id: uuid.UUID) -> Event:
+    event = await session.get(Event, event_id)
+    if event is None or event.merchant_id != merchant.id:
+        raise EventNotFound()
+    return event
+
+
+async def list_events(session: AsyncSession, merchant: Merchant, *, limit: int,
+                      starting_after: uuid.UUID | None = None,
+                      types: Sequence[str] = ()) -> tuple[list[Event], bool]:
+    assert 1 <= limit <= PAGE_MAX
+    after = await get_event(session, merchant, starting_after) if starting_after else None
+    found = await repository.events(session, merchant.id, limit=limit + 1, after=after,
+                                    types=types)
+    return found[:limit], len(found) > limit
+
+
+async def pending_webhooks(session: AsyncSession, events: Sequence[Event]) -> dict[uuid.UUID, int]:
+    return await repository.pending_deliveries(session, [e.id for e in events])
+
+
+# -- payment intents -------------------------------------------------------------------------
+
+
+def intent_id_for_key(merchant_id: uuid.UUID, key: str | None) -> uuid.UUID:
+    """The intent a create request makes: derived from its idempotency key, so a retry after a
+    crash finds the same row; a fresh time-ordered id without one."""
+    return derived_id("payments.intent", merchant_id, key) if key else uuid7()
+
+
+async def create_intent(session: AsyncSession, ledger: LedgerStore, actor: Actor, *,
+                        amount_minor: int, currency: str, capture_method: str = "automatic",
+                        payment_method_types: Sequence[str] | None = None,
+                        payment_method: str | None = None, description: str | None = None,
+                        metadata: dict[str, Any] | None = None, return_url: str | None = None,
+                        confirm: bool = False, intent_id: uuid.UUID | None = None,
+                        idempotency_key: str | None = None) -> PaymentIntent:
+    merchant = actor.merchant
+    amount = check_amount(amount_minor)
+    currency = wallets_service.supported(currency)
+    if capture_method not in CAPTURE_METHODS:
+        raise InvalidPaymentMethod("capture_method is automatic or manual.",
+                                   param="capture_method")
+    types = check_payment_method_types(payment_method_types)
+    method = normalise_payment_method(payment_method)
+    if method is not None and method not in types:
+        raise InvalidPaymentMethod("The payment method is not one of payment_method_types.",
+                                   param="payment_method")
+    clean_description = clean_text(description, max_chars=DESCRIPTION_MAX_CHARS,
+                                   error=InvalidMetadata, required=False)
+    clean_metadata = check_metadata(metadata)
+    url = check_return_url(return_url)
+    intent_id = intent_id or uuid7()
+    existing = await session.get(PaymentIntent, intent_id)
+    if existing is not None:  # the same idempotency key after a crash: the same intent
+        return existing
+    await open_merchant_account(ledger, merchant.id, currency)
+    now = utcnow()
+    intent = PaymentIntent(
+        id=intent_id, merchant_id=merchant.id, amount_minor=amount, currency=currency,
+        status=S.REQUIRES_CONFIRMATION if method else S.REQUIRES_PAYMENT_METHOD,
+        capture_method=capture_method, payment_method_types=types, payment_method=method,
+        description=clean_description, metadata_=clean_metadata, return_url=url,
+        payer_user_id=None, latest_charge_id=None, amount_received_minor=0,
+        amount_capturable_minor=0, amount_refunded_minor=0, fee_minor=0, fee_refunded_minor=0,
+        last_payment_error=None, cancellation_reason=None, canceled_at=None, created_at=now,
+        updated_at=now)
+    session.add(intent)
+    await session.flush()
+    await emit(session, merchant.id, "payment_intent.created", objects.payment_intent(intent),
+               idempotency_key=idempotency_key)
+    if confirm:
+        await _confirm(session, intent, method=method, return_url=None)
+    return intent
+
+
+async def get_intent(session: AsyncSession, merchant: Merchant,
+                     intent_id: uuid.UUID | None) -> PaymentIntent:
+    intent = await session.get(PaymentIntent, intent_id) if intent_id else None
+    if intent is None or intent.merchant_id != merchant.id:
+        raise PaymentIntentNotFound(param="intent")
+    return intent
+
+
+async def _locked_intent(session: AsyncSession, merchant: Merchant,
+                         intent_id: uuid.UUID | None) -> PaymentIntent:
+    intent = await repository.intent_locked(session, intent_id) if intent_id else None
+    if intent is None or intent.merchant_id != merchant.id:
+        raise PaymentIntentNotFound(param="intent")
+    return intent
+
+
+async def latest_charge(session: AsyncSession, intent: PaymentIntent) -> Charge | None:
+    return await session.get(Charge, intent.latest_charge_id) if intent.latest_charge_id else None
+
+
+async def list_intents(session: AsyncSession, merchant: Merchant, *, limit: int,
+                       starting_after: uuid.UUID | None = None, statuses: Sequence[str] = (),
+                       currency: str | None = None, created_from: dt.datetime | None = None,
+                       created_before: dt.datetime | None = None
+                       ) -> tuple[list[PaymentIntent], bool]:
+    assert 1 <= limit <= PAGE_MAX
+    after = await get_intent(session, merchant, starting_after) if starting_after else None
+    found = await repository.intents(session, merchant.id, limit=limit + 1, after=after,
+                                     statuses=statuses, currency=currency,
+                                     created_from=created_from, created_before=created_before)
+    return found[:limit], len(found) > limit
+
+
+async def confirm_intent(session: AsyncSession, actor: Actor, intent_id: uuid.UUID | None, *,
+                         payment_method: str | None = None,
+                         return_url: str | None = None) -> PaymentIntent:
+    """The merchant confirms: with the wallet balance the intent then waits for the customer
+    (``requires_action``, ``next_action`` points at the wallet's pay page)."""
+    intent = await _locked_intent(session, actor.merchant, intent_id)
+    _check_transition(intent, "confirm")
+    method = normalise_payment_method(payment_method) or intent.payment_method
+    await _confirm(session, intent, method=method, return_url=check_return_url(return_url))
+    return intent
+
+
+async def _confirm(session: AsyncSession, intent: PaymentIntent, *, method: str | None,
+                   return_url: str | None) -> None:
+    if method is None:
+        if len(intent.payment_method_types) != 1:
+            raise PaymentMethodRequired("Give the payment method to confirm with.",
+                                        param="payment_method")
+        method = intent.payment_method_types[0]
+    if method not in intent.payment_method_types:
+        raise InvalidPaymentMethod("The payment method is not one of payment_method_types.",
+                                   param="payment_method")
+    if method == CARD_METHOD:
+        await _confirm_with_card(session, intent)
+    intent.payment_method = method
+    intent.return_url = return_url or intent.return_url
+    intent.status = S.REQUIRES_ACTION
+    intent.updated_at = utcnow()
+    await session.flush()
+    await _emit_intent(session, intent, "payment_intent.requires_action")
+
+
+async def _confirm_with_card(session: AsyncSession, intent: PaymentIntent) -> None:
+    """The seam for card payments. The cards domain will authorise the card through its
+    ``cards.service`` (gateway hold on GATEWAY_CLEARING, 3-D Secure → ``requires_action``
+    with the issuer's URL, webhook → ``processing`` → ``succeeded``); until it ships, a
+    card confirmation is refused and the intent is left as it was."""
+    del session, intent
+    raise PaymentMethodUnavailable("Card payments are not available yet; pay from the "
+                                   "wallet balance.", param="payment_method")
+
+
+async def cancel_intent(session: AsyncSession, ledger: LedgerStore, actor: Actor,
+                        intent_id: uuid.UUID | None, *,
+                        reason: str | None = None) -> PaymentIntent:
+    if reason is not None and reason not in CANCELLATION_REASONS:
+        raise InvalidMetadata(f"cancellation_reason is one of {', '.join(CANCELLATION_REASONS)}.",
+                              param="cancellation_reason")
+    intent = await _locked_intent(session, actor.merchant, intent_id)
+    charge = await latest_charge(session, intent)
+    if charge is not None and charge.status == "canceling":  # resumed after a crash
+        await submit_void(session, ledger, charge, intent)
+        return intent
+    _check_transition(intent, "cancel")
+    if intent.status == S.REQUIRES_CAPTURE:
+        assert charge is not None and charge.status == "authorized", "capture without a hold"
+        charge.status = "canceling"
+        charge.updated_at = intent.updated_at = utcnow()
+        intent.status = S.PROCESSING
+        intent.cancellation_reason = reason or "requested_by_customer"
+        await session.commit()
+        await submit_void(session, ledger, charge, intent)
+        return intent
+    _mark_canceled(intent, reason)
+    await session.flush()
+    await _emit_intent(session, intent, "payment_intent.canceled")
+    return intent
+
+
+def _mark_canceled(intent: PaymentIntent, reason: str | None) -> None:
+    now = utcnow()
+    intent.status = S.CANCELED
+    intent.cancellation_reason = reason or intent.cancellation_reason or "requested_by_customer"
+    intent.canceled_at = intent.updated_at = now
+    intent.amount_capturable_minor = 0
+
+
+# -- the customer pays from the wallet balance -----------------------------------------------
+
+
+async def intent_for_customer(session: AsyncSession, user_id: uuid.UUID, handle: str, *,
+                              lock: bool = False) -> PaymentIntent:
+    """The intent behind ``handle``: its client secret (anyone holding it may see and pay
+    it, as long as nobody else has), or its id once ``user_id`` paid it. 404 otherwise."""
+    intent_id = objects.parse_client_secret(handle)
+    by_secret = intent_id is not None
+    if intent_id is None:
+        intent_id = objects.parse_public_id("payment_intent", handle)
+    if intent_id is None:
+        raise PaymentIntentNotFound()
+    intent = (await repository.intent_locked(session, intent_id) if lock
+              else await session.get(PaymentIntent, intent_id))
+    if intent is None:
+        raise PaymentIntentNotFound()
+    if intent.payer_user_id is not None and intent.payer_user_id != user_id:
+        raise PaymentIntentNotFound()
+    if not by_secret and intent.payer_user_id != user_id:
+        raise PaymentIntentNotFound()
+    return intent
+
+
+async def pay_from_wallet(session: AsyncSession, ledger: LedgerStore, auth: Authenticated, *,
+                          handle: str, key: str) -> PaymentIntent:
+    """The customer pays the intent from their balance in its currency: linked ledger
+    transfers wallet → merchant (PAYMENT) and merchant → fees (PAYMENT_FEE), or one hold for a
+    manual-capture intent. Raises ``InsufficientFunds`` (the intent stays payable)."""
+    user = auth.user
+    charge_id = derived_id("payments.charge", user.id, key)
+    existing = await session.get(Charge, charge_id)
+    intent = await intent_for_customer(session, user.id, handle, lock=True)
+    if existing is not None:
+        return await _resume_charge(session, ledger, existing, intent)
+    _check_transition(intent, "pay")
+    if WALLET_METHOD not in intent.payment_method_types:
+        raise InvalidPaymentMethod("This payment cannot be paid from the wallet balance.")
+    merchant = await session.get(Merchant, intent.merchant_id)
+    assert merchant is not None
+    if merchant.status != "active":
+        raise PaymentRefused("This merchant cannot take payments.")
+    assessment = await risk_service.assess(session, user_id=user.id, action="payments.pay",
+                                           amount_minor=intent.amount_minor,
+                                           currency=intent.currency,
+                                           counterparty=merchant_owner_id(merchant.id))
+    if assessment.decision in (risk_service.Decision.DENY, risk_service.Decision.REVIEW):
+        raise PaymentRefused("This payment cannot be made.", reasons=list(assessment.reasons))
+    if assessment.decision == risk_service.Decision.STEP_UP:
+        await mfa.ensure_recent_second_factor(session, auth)
+    day = await wallets_service.reserve_outflow(session, user_id=user.id,
+                                                amount_minor=intent.amount_minor,
+                                                currency=intent.currency)
+    now = utcnow()
+    charge = Charge(
+        id=charge_id, intent_id=intent.id, merchant_id=merchant.id, payer_user_id=user.id,
+        method=WALLET_METHOD, capture_method=intent.capture_method,
+        amount_minor=intent.amount_minor, amount_captured_minor=0,
+        fee_minor=fee_for(intent.amount_minor) if intent.capture_method == "automatic" else 0,
+        currency=intent.currency, status="pending",
+        payment_transfer_id=derived_id("payments.charge.payment", charge_id),
+        fee_transfer_id=derived_id("payments.charge.fee", charge_id),
+        payer_display=mfa.masked_login(user)[:140], merchant_display=merchant.name[:140],
+        outflow_day=day, failure_code=None, failure_message=None, created_at=now,
+        updated_at=now)
+    session.add(charge)
+    intent.status = S.PROCESSING
+    intent.payer_user_id = user.id
+    intent.latest_charge_id = charge_id
+    intent.payment_method = WALLET_METHOD
+    intent.last_payment_error = None
+    intent.updated_at = now
+    await session.commit()  # the intent is durable before money moves
+    await submit_charge(session, ledger, charge, intent, raise_failure=True)
+    return intent
+
+
+async def _resume_charge(session: AsyncSession, ledger: LedgerStore, charge: Charge,
+                         intent: PaymentIntent) -> PaymentIntent:
+    """The same payment asked again (a retry after a crash): finish it, or answer as before."""
+    if charge.intent_id != intent.id:
+        raise UnexpectedState("This request was already used for another payment.",
+                              status=intent.status)
+    if charge.status == "pending":
+        await submit_charge(session, ledger, charge, intent, raise_failure=True)
+    elif charge.status == "failed":
+        raise _charge_error(charge)
+    return intent
+
+
+def _user_data(kind_code: Code, ref: uuid.UUID, *, from_: str, to: str,
+               note: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"kind": KIND_OF_CODE[kind_code], "ref": str(ref), "from": from_,
+                            "to": to}
+    if note:
+        data["note"] = note[:NOTE_MAX_CHARS]
+    return data
+
+
+def charge_transfers(charge: Charge, intent: PaymentIntent) -> list[TransferIn]:
+    """The ledger transfers of a charge: a pure function of the row, so a retry resubmits
+    exactly the same transfers."""
+    wallet = wallets_service.wallet_account_id(charge.payer_user_id, charge.currency)
+    merchant = merchant_account_id(charge.merchant_id, charge.currency)
+    payment = _user_data(Code.PAYMENT, charge.id, from_=charge.payer_display,
+                         to=charge.merchant_display, note=intent.description)
+    if charge.capture_method == "manual":
+        return [TransferIn(id=charge.payment_transfer_id, debit_account_id=wallet,
+                           credit_account_id=merchant, amount=charge.amount_minor,
+                           ledger=charge.currency, code=Code.PAYMENT,
+                           flags=int(TransferFlags.PENDING), timeout_s=AUTHORIZATION_HOLD_S,
+                           user_data=payment)]
+    return [
+        TransferIn(id=charge.payment_transfer_id, debit_account_id=wallet,
+                   credit_account_id=merchant, amount=charge.amount_minor,
+                   ledger=charge.currency, code=Code.PAYMENT,
+                   flags=int(TransferFlags.LINKED), user_data=payment),
+        _fee_transfer(charge, charge.fee_minor),
+    ]
+
+
+def _fee_transfer(charge: Charge, fee_minor: int) -> TransferIn:
+    return TransferIn(
+        id=charge.fee_transfer_id,
+        debit_account_id=merchant_account_id(charge.merchant_id, charge.currency),
+        credit_account_id=wallets_service.system_account_id(
+            wallets_service.SystemAccount.FEES, charge.currency),
+        amount=fee_minor, ledger=charge.currency, code=Code.PAYMENT_FEE,
+        user_data=_user_data(Code.PAYMENT_FEE, charge.id, from_=charge.merchant_display,
+                             to="bankwallet", note="merchant fee"))
+
+
+def capture_transfers(charge: Charge) -> list[TransferIn]:
+    return [TransferIn(id=derived_id("payments.charge.capture", charge.id),
+                       pending_id=charge.payment_transfer_id,
+                       amount=charge.amount_captured_minor,
+                       flags=int(TransferFlags.POST_PENDING | TransferFlags.LINKED)),
+            _fee_transfer(charge, charge.fee_minor)]
+
+
+def void_transfer(charge: Charge) -> TransferIn:
+    return TransferIn(id=derived_id("payments.charge.void", charge.id),
+                      pending_id=charge.payment_transfer_id,
+                      flags=int(TransferFlags.VOID_PENDING))
+
+
+def _failure(outcomes: Sequence[Outcome]) -> Outcome | None:
+    """The transfer that failed a submission (not the linked ones it took down with it)."""
+    failed = [o for o in outcomes if not o.ok]
+    for outcome in failed:
+        if outcome.result is not Result.LINKED_EVENT_FAILED:
+            return outcome
+    return failed[0] if failed else None
+
+
+_CHARGE_FAILURES: Final = {
+    Result.EXCEEDS_CREDITS: ("insufficient_funds", "Your balance is not enough for this payment."),
+    Result.DEBIT_ACCOUNT_NOT_FOUND: ("insufficient_funds",
+                                     "You have no balance in this currency."),
+}
+
+
+def _charge_error(charge: Charge) -> Exception:
+    if charge.failure_code == "insufficient_funds":
+        return InsufficientFunds(charge.failure_message or "Not enough money in this balance.",
+                                 payment_intent=objects.public_id("payment_intent",
+                                                                  charge.intent_id))
+    return PaymentFailed(charge.failure_message or "The payment could not be made.",
+                         reason=charge.failure_code)
+
+
+async def submit_charge(session: AsyncSession, ledger: LedgerStore, charge: Charge,
+                         intent: PaymentIntent, *, raise_failure: bool) -> None:
+    outcomes = await ledger_service.submit(ledger, charge_transfers(charge, intent))
+    failure = _failure(outcomes)
+    now = utcnow()
+    charge.updated_at = intent.updated_at = now
+    if failure is None:
+        await _charge_succeeded(session, charge, intent)
+        return
+    code, message = _CHARGE_FAILURES.get(failure.result,
+                                         ("payment_failed", "The payment could not be made."))
+    log.info("payment failed", extra={"charge_id": str(charge.id),
+                                      "result": failure.result.value})
+    charge.status = "failed"
+    charge.failure_code, charge.failure_message = code, message
+    await wallets_service.release_outflow(session, user_id=charge.payer_user_id,
+                                          amount_minor=charge.amount_minor,
+                                          currency=charge.currency, day=charge.outflow_day)
+    if intent.latest_charge_id == charge.id and intent.status == S.PROCESSING:
+        intent.status = S.REQUIRES_PAYMENT_METHOD
+        intent.payer_user_id = None  # someone else may pay it now
+        intent.last_payment_error = {"type": "invalid_request_error", "code": code,
+                                     "message": message, "payment_method": {"type": WALLET_METHOD}}
+    await session.flush()
+    await _publish_money(session, charge, status="failed", amount_minor=charge.amount_minor,
+                         transfer_id=charge.payment_transfer_id)
+    await _emit_intent(session, intent, "payment_intent.payment_failed", charge=charge)
+    if raise_failure:
+        await session.commit()  # the decision is kept; the idempotency record replays it
+        raise _charge_error(charge)
+
+
+async def _charge_succeeded(session: AsyncSession, charge: Charge,
+                            intent: PaymentIntent) -> None:
+    if charge.capture_method == "manual":
+        charge.status = "authorized"
+        intent.status = S.REQUIRES_CAPTURE
+        intent.amount_capturable_minor = charge.amount_minor
+        await session.flush()
+        await _emit_intent(session, intent, "payment_intent.amount_capturable_updated",
+                           charge=charge)
+        return
+    charge.status = "succeeded"
+    charge.amount_captured_minor = charge.amount_minor
+    intent.status = S.SUCCEEDED
+    intent.amount_received_minor = charge.amount_minor
+    intent.fee_minor = charge.fee_minor
+    await session.flush()
+    await _publish_money(session, charge, status="posted", amount_minor=charge.amount_minor,
+                         transfer_id=charge.payment_transfer_id)
+    await _emit_intent(session, intent, "payment_intent.succeeded", charge=charge)
+
+
+async def _publish_money(session: AsyncSession, charge: Charge, *, status: str,
+                         amount_minor: int, transfer_id: uuid.UUID) -> None:
+    await outbox.publish(session, "money.moved", {
+        "kind": KIND_OF_CODE[Code.PAYMENT], "status": status, "ref": str(charge.id),
+        "amount_minor": amount_minor, "currency": charge.currency,
+        "ledger_transfer_id": str(transfer_id), "payer_user_id": str(charge.payer_user_id),
+        "payee_user_id": None, "from": charge.payer_display, "to": charge.merchant_display,
+    }, key=str(charge.payer_user_id))
+
+
+# -- capture and void (manual capture) --------------------------------------------------------
+
+
+async def capture_intent(session: AsyncSession, ledger: LedgerStore, actor: Actor,
+                         intent_id: uuid.UUID | None, *,
+                         amount_to_capture: int | None = None) -> PaymentIntent:
+    """Post the authorised hold (all of it, or less: the rest goes back to the customer) and
+    take the fee on what was captured, as one linked chain."""
+    intent = await _locked_intent(session, actor.merchant, intent_id)
+    charge = await latest_charge(session, intent)
+    if charge is not None and charge.status == "capturing":  # resumed after a crash
+        await submit_capture(session, ledger, charge, intent)
+        return intent
+    _check_transition(intent, "capture")
+    assert charge is not None and charge.status == "authorized", "capture without a hold"
+    amount = intent.amount_capturable_minor if amount_to_capture is None else amount_to_capture
+    if isinstance(amount, bool) or not isinstance(amount, int) \
+            or not 1 <= amount <= intent.amount_capturable_minor:
+        raise CaptureExceedsCapturable(
+            f"Capture between 1 and {intent.amount_capturable_minor}.",
+            param="amount_to_capture")
+    charge.status = "capturing"
+    charge.amount_captured_minor = amount
+    charge.fee_minor = fee_for(amount)
+    charge.updated_at = intent.updated_at = utcnow()
+    intent.status = S.PROCESSING
+    await session.commit()
+    await submit_capture(session, ledger, charge, intent)
+    return intent
+
+
+async def submit_capture(session: AsyncSession, ledger: LedgerStore, charge: Charge,
+                          intent: PaymentIntent, *, raise_failure: bool = True) -> None:
+    outcomes = await ledger_service.submit(ledger, capture_transfers(charge))
+    failure = _failure(outcomes)
+    charge.updated_at = intent.updated_at = utcnow()
+    if failure is None:
+        charge.status = "succeeded"
+        intent.status = S.SUCCEEDED
+        intent.amount_received_minor = charge.amount_captured_minor
+        intent.amount_capturable_minor = 0
+        intent.fee_minor = charge.fee_minor
+        await session.flush()
+        await _publish_money(session, charge, status="posted",
+                             amount_minor=charge.amount_captured_minor,
+                             transfer_id=capture_transfers(charge)[0].id)
+        await _emit_intent(session, intent, "payment_intent.succeeded", charge=charge)
+        return
+    # The hold is gone (expired and voided by the ledger): the authorisation lapsed.
+    assert failure.result in (Result.PENDING_TRANSFER_EXPIRED,
+                              Result.PENDING_TRANSFER_ALREADY_VOIDED), failure.result
+    await _charge_canceled(session, charge, intent, reason="automatic")
+    if raise_failure:
+        await session.commit()
+        raise UnexpectedState("The authorisation expired before it was captured.",
+                              status=intent.status)
+
+
+async def submit_void(session: AsyncSession, ledger: LedgerStore, charge: Charge,
+                       intent: PaymentIntent) -> None:
+    (outcome,) = await ledger_service.submit(ledger, [void_transfer(charge)])
+    assert outcome.ok or outcome.result in (Result.PENDING_TRANSFER_EXPIRED,
+                                            Result.PENDING_TRANSFER_ALREADY_VOIDED), outcome.result
+    await _charge_canceled(session, charge, intent, reason=intent.cancellation_reason)
+
+
+async def _charge_canceled(session: AsyncSession, charge: Charge, intent: PaymentIntent, *,
+                           reason: str | None) -> None:
+    charge.status = "canceled"
+    charge.amount_captured_minor = 0
+    charge.fee_minor = 0
+    charge.updated_at = utcnow()
+    await wallets_service.release_outflow(session, user_id=charge.payer_user_id,
+                                          amount_minor=charge.amount_minor,
+                                          currency=charge.currency, day=charge.outflow_day)
+    _mark_canceled(intent, reason)
+    await session.flush()
+    await _publish_money(session, charge, status="failed", amount_minor=charge.amount_minor,
+                         transfer_id=charge.payment_transfer_id)
+    await _emit_intent(session, intent, "payment_intent.canceled", charge=charge)
+
+
+# -- refunds ---------------------------------------------------------------------------------
+
+
+def refund_id_for_key(merchant_id: uuid.UUID, key: str) -> uuid.UUID:
+    return derived_id("payments.refund", merchant_id, key)
+
+
+async def create_refund(session: AsyncSession, ledger: LedgerStore, actor: Actor, *,
+                        intent_id: uuid.UUID | None, refund_id: uuid.UUID,
+                        amount_minor: int | None = None, reason: str | None = None,
+                        metadata: dict[str, Any] | None = None) -> Refund:
+    """Give back all or part of a captured payment, and the same share of the fee (see
+    ``fee_refunded_after``): linked transfers fees → merchant (PAYMENT_FEE) and merchant →
+    customer wallet (REFUND). Never more than captured less refunded."""
+    merchant = actor.merchant
+    existing = await session.get(Refund, refund_id)
+    if existing is not None:
+        if existing.merchant_id != merchant.id:
+            raise RefundNotFound()
+        return await _resume_refund(session, ledger, existing)
+    if reason is not None and reason not in REFUND_REASONS:
+        raise InvalidMetadata(f"reason is one of {', '.join(REFUND_REASONS)}.", param="reason")
+    clean_metadata = check_metadata(metadata)
+    intent = await _locked_intent(session, merchant, intent_id)
+    _check_transition(intent, "refund")
+    refundable = intent.amount_received_minor - intent.amount_refunded_minor
+    amount = refundable if amount_minor is None else amount_minor
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= refundable:
+        raise RefundExceedsCaptured(refundable_minor=refundable, currency=intent.currency)
+    await _assess_merchant_action(session, actor, "payments.refund", amount, intent.currency)
+    charge = await latest_charge(session, intent)
+    assert charge is not None and charge.status == "succeeded"
+    fee_after = fee_refunded_after(fee_minor=intent.fee_minor,
+                                   captured_minor=intent.amount_received_minor,
+                                   refunded_minor=intent.amount_refunded_minor + amount)
+    now = utcnow()
+    refund = Refund(
+        id=refund_id, intent_id=intent.id, charge_id=charge.id, merchant_id=merchant.id,
+        payee_user_id=charge.payer_user_id, amount_minor=amount,
+        fee_refund_minor=fee_after - intent.fee_refunded_minor, currency=intent.currency,
+        status="pending", reason=reason, metadata_=clean_metadata,
+        refund_transfer_id=derived_id("payments.refund.transfer", refund_id),
+        fee_transfer_id=derived_id("payments.refund.fee", refund_id),
+        payee_display=charge.payer_display, merchant_display=charge.merchant_display,
+        failure_code=None, created_at=now, updated_at=now)
+    session.add(refund)
+    intent.amount_refunded_minor += amount
+    intent.fee_refunded_minor = fee_after
+    intent.updated_at = now
+    await session.flush()
+    await _audit(session, actor, "payments.refund.created", subject_type="payment_intent",
+                 subject_id=str(intent.id), data={"refund_id": str(refund_id),
+                                                  "amount_minor": amount})
+    await session.commit()
+    await submit_refund(session, ledger, refund, raise_failure=True)
+    return refund
+
+
+async def _assess_merchant_action(session: AsyncSession, actor: Actor, action: str,
+                                  amount_minor: int, currency: str) -> None:
+    """Risk for money the merchant sends out. A member signed in steps up above the threshold;
+    an API key is a machine credential and cannot, so only a refusal stops it."""
+    user_id = actor.auth.user.id if actor.auth else actor.merchant.created_by
+    assessment = await risk_service.assess(session, user_id=user_id, action=action,
+                                           amount_minor=amount_minor, currency=currency,
+                                           counterparty=merchant_owner_id(actor.merchant.id))
+    if assessment.decision in (risk_service.Decision.DENY, risk_service.Decision.REVIEW):
+        raise PaymentRefused("This cannot be done now.", reasons=list(assessment.reasons))
+    if assessment.decision == risk_service.Decision.STEP_UP and actor.auth is not None:
+        await mfa.ensure_recent_second_factor(session, actor.auth)
+
+
+async def _resume_refund(session: AsyncSession, ledger: LedgerStore, refund: Refund) -> Refund:
+    if refund.status == "pending":
+        await submit_refund(session, ledger, refund, raise_failure=True)
+    elif refund.status == "failed":
+        raise MerchantBalanceInsufficient("The merchant's balance did not cover the refund.")
+    return refund
+
+
+def refund_transfers(refund: Refund) -> list[TransferIn]:
+    merchant = merchant_account_id(refund.merchant_id, refund.currency)
+    legs: list[TransferIn] = []
+    if refund.fee_refund_minor:
+        legs.append(TransferIn(
+            id=refund.fee_transfer_id,
+            debit_account_id=wallets_service.system_account_id(
+                wallets_service.SystemAccount.FEES, refund.currency),
+            credit_account_id=merchant, amount=refund.fee_refund_minor, ledger=refund.currency,
+            code=Code.PAYMENT_FEE, flags=int(TransferFlags.LINKED),
+            user_data=_user_data(Code.PAYMENT_FEE, refund.id, from_="bankwallet",
+                                 to=refund.merchant_display, note="merchant fee refund")))
+    legs.append(TransferIn(
+        id=refund.refund_transfer_id, debit_account_id=merchant,
+        credit_account_id=wallets_service.wallet_account_id(refund.payee_user_id,
+                                                            refund.currency),
+        amount=refund.amount_minor, ledger=refund.currency, code=Code.REFUND,
+        user_data=_user_data(Code.REFUND, refund.id, from_=refund.merchant_display,
+                             to=refund.payee_display)))
+    return legs
+
+
+async def submit_refund(session: AsyncSession, ledger: LedgerStore, refund: Refund, *,
+                         raise_failure: bool) -> None:
+    outcomes = await ledger_service.submit(ledger, refund_transfers(refund))
+    failure = _failure(outcomes)
+    intent = await repository.intent_locked(session, refund.intent_id)
+    assert intent is not None
+    refund.updated_at = intent.updated_at = utcnow()
+    charge = await session.get(Charge, refund.charge_id)
+    assert charge is not None
+    if failure is None:
+        refund.status = "succeeded"
+        await session.flush()
+        await _publish_refund(session, refund, status="posted")
+        charge_obj = objects.charge_object(charge, intent)
+        charge_obj["refunds"] = {"object": "list", "data": [objects.refund_object(refund)],
+                                 "has_more": False}
+        await emit(session, intent.merchant_id, "charge.refunded", charge_obj)
+        return
+    refund.status = "failed"
+    refund.failure_code = "insufficient_funds" if failure.result is Result.EXCEEDS_CREDITS \
+        else failure.result.value
+    intent.amount_refunded_minor -= refund.amount_minor
+    intent.fee_refunded_minor -= refund.fee_refund_minor
+    await session.flush()
+    await _publish_refund(session, refund, status="failed")
+    if raise_failure:
+        await session.commit()
+        raise MerchantBalanceInsufficient("The merchant's balance does not cover this refund.")
+
+
+async def _publish_refund(session: AsyncSession, refund: Refund, *, status: str) -> None:
+    await outbox.publish(session, "money.moved", {
+        "kind": KIND_OF_CODE[Code.REFUND], "status": status, "ref": str(refund.id),
+        "amount_minor": refund.amount_minor, "currency": refund.currency,
+        "ledger_transfer_id": str(refund.refund_transfer_id), "payer_user_id": None,
+        "payee_user_id": str(refund.payee_user_id), "from": refund.merchant_display,
+        "to": refund.payee_display,
+    }, key=str(refund.payee_user_id))
+
+
+async def get_refund(session: AsyncSession, merchant: Merchant,
+                     refund_id: uuid.UUID | None) -> Refund:
+    refund = await session.get(Refund, refund_id) if refund_id else None
+    if refund is None or refund.merchant_id != merchant.id:
+        raise RefundNotFound(param="refund")
+    return refund
+
+
+async def refunds_of(session: AsyncSession, intent: PaymentIntent) -> list[Refund]:
+    return await repository.refunds_of(session, intent.id, limit=PAGE_MAX)
+
+
+# -- settlement ------------------------------------------------------------------------------
+
+
+def settlement_id_for_key(merchant_id: uuid.UUID, key: str) -> uuid.UUID:
+    return derived_id("payments.settlement", merchant_id, key)
+
+
+def settlement_hold(settlement: Settlement, merchant_name: str) -> TransferIn:
+    return TransferIn(
+        id=settlement.hold_transfer_id,
+        debit_account_id=merchant_account_id(settlement.merchant_id, settlement.currency),
+        credit_account_id=wallets_service.system_account_id(
+            wallets_service.SystemAccount.BANK_SETTLEMENT, settlement.currency),
+        amount=settlement.amount_minor, ledger=settlement.currency, code=Code.SETTLEMENT,
+        flags=int(TransferFlags.PENDING),
+        user_data=_user_data(Code.SETTLEMENT, settlement.id, from_=merchant_name[:140],
+                             to=f"Bank account {mask_bank_account(settlement.bank_account_last4)}"))
+
+
+def settlement_resolution(settlement: Settlement, *, post: bool) -> TransferIn:
+    flag = TransferFlags.POST_PENDING if post else TransferFlags.VOID_PENDING
+    return TransferIn(id=derived_id("payments.settlement." + ("post" if post else "void"),
+                                    settlement.id),
+                      pending_id=settlement.hold_transfer_id, flags=int(flag))
+
+
+async def request_settlement(session: AsyncSession, ledger: LedgerStore, actor: Actor, *,
+                             settlement_id: uuid.UUID, currency: str,
+                             amount_minor: int | None = None) -> Settlement:
+    """Pay the merchant's balance (all of it by default) out to its bank account: the money
+    is held at once; ``tasks`` sends the credit to the core bank when one is configured and
+    posts or voids the hold on its answer. Until then the settlement stays ``queued``."""
+    assert actor.auth is not None, "settlements are asked for by a signed-in member"
+    merchant = actor.merchant
+    existing = await session.get(Settlement, settlement_id)
+    if existing is not None:
+        if existing.merchant_id != merchant.id:
+            raise MerchantNotFound()
+        if existing.status == "pending":
+            await submit_settlement_hold(session, ledger, existing, merchant, raise_failure=True)
+        return existing
+    currency = wallets_service.supported(currency)
+    balance = await merchant_balance(ledger, merchant.id, currency)
+    amount = balance.available_minor if amount_minor is None else check_amount(amount_minor)
+    if amount <= 0:
+        raise SettlementNothingToSettle("The balance is empty.")
+    if amount > balance.available_minor:
+        raise MerchantBalanceInsufficient("The balance is less than this amount.",
+                                          available_minor=balance.available_minor)
+    await _assess_merchant_action(session, actor, "payments.settlement", amount, currency)
+    now = utcnow()
+    settlement = Settlement(
+        id=settlement_id, merchant_id=merchant.id, amount_minor=amount, currency=currency,
+        status="pending", hold_transfer_id=derived_id("payments.settlement.hold", settlement_id),
+        bank_account_last4=merchant.bank_account_last4, instruction_id=None, failure_code=None,
+        created_by=actor.auth.user.id, created_at=now, updated_at=now)
+    session.add(settlement)
+    await session.flush()
+    await _audit(session, actor, "payments.settlement.requested", subject_type="merchant",
+                 subject_id=str(merchant.id), data={"settlement_id": str(settlement_id),
+                                                    "amount_minor": amount,
+                                                    "currency": currency})
+    await session.commit()
+    await submit_settlement_hold(session, ledger, settlement, merchant, raise_failure=True)
+    return settlement
+
+
+async def submit_settlement_hold(session: AsyncSession, ledger: LedgerStore,
+                                 settlement: Settlement, merchant: Merchant, *,
+                                 raise_failure: bool) -> None:
+    (outcome,) = await ledger_service.submit(ledger, [settlement_hold(settlement, merchant.name)])
+    settlement.updated_at = utcnow()
+    if outcome.ok:
+        settlement.status = "queued"
+        await session.flush()
+        return
+    settlement.status = "failed"
+    settlement.failure_code = "insufficient_funds" if outcome.result is Result.EXCEEDS_CREDITS \
+        else outcome.result.value
+    await session.flush()
+    if raise_failure:
+        await session.commit()
+        raise MerchantBalanceInsufficient("The balance does not cover this settlement.")
+
+
+async def list_settlements(session: AsyncSession, merchant: Merchant) -> list[Settlement]:
+    return await repository.settlements(session, merchant.id, limit=PAGE_MAX)
+
+
+async def finish_settlement(session: AsyncSession, ledger: LedgerStore, settlement: Settlement,
+                            *, succeeded: bool, reason: str | None = None) -> None:
+    """The bank answered: post the hold (the money left) or void it (it stays)."""
+    (outcome,) = await ledger_service.submit(ledger, [settlement_resolution(settlement,
+                                                                            post=succeeded)])
+    assert outcome.ok, outcome.result
+    settlement.status = "succeeded" if succeeded else "failed"
+    settlement.failure_code = None if succeeded else (reason or "bank_failed")
+    settlement.updated_at = utcnow()
+    await session.flush()
+    merchant = await session.get(Merchant, settlement.merchant_id)
+    assert merchant is not None
+    await outbox.publish(session, "money.moved", {
+        "kind": KIND_OF_CODE[Code.SETTLEMENT], "status": "posted" if succeeded else "failed",
+        "ref": str(settlement.id), "amount_minor": settlement.amount_minor,
+        "currency": settlement.currency,
+        "ledger_transfer_id": str(settlement.hold_transfer_id), "payer_user_id": None,
+        "payee_user_id": None, "from": merchant.name[:140],
+        "to": f"Bank account {mask_bank_account(settlement.bank_account_last4)}",
+    }, key=merchant_owner_id(merchant.id))

@@ -1,0 +1,499 @@
+"""Pages: the customer's pay page (``/pay/<client secret>``: merchant, amount → confirm →
+done) and the merchant dashboard under ``/merchant`` (onboarding, API keys, payments with
+refunds, webhooks with the delivery log, settlement). Both call the same services as the JSON
+API; forms that move money carry an idempotency key made when the page was drawn."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bankwallet.core import idempotency
+from bankwallet.core.deps import DbSession
+from bankwallet.core.errors import BankwalletError
+from bankwallet.core.money import InvalidAmount, to_minor
+from bankwallet.identity.deps import Auth, optional_auth
+from bankwallet.identity.errors import StepUpRequired
+from bankwallet.identity.service import Authenticated
+from bankwallet.payments import objects, service, webhooks
+from bankwallet.payments.models import Merchant
+from bankwallet.wallets import service as wallets_service
+from bankwallet.web.csrf import safe_next
+from bankwallet.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+Text = Annotated[str, Form(max_length=256)]
+OptionalText = Annotated[str, Form(max_length=256)]
+Key = Annotated[str, Form(alias="idempotency_key", min_length=1,
+                          max_length=idempotency.KEY_MAX_CHARS)]
+STATUS_FILTERS = tuple(s.value for s in service.Status)
+DASHBOARD_PAGE = 20
+
+
+def _login(next_path: str) -> RedirectResponse:
+    return RedirectResponse(f"/login?{urlencode({'next': safe_next(next_path)})}",
+                            status_code=303)
+
+
+def _step_up(next_path: str) -> RedirectResponse:
+    return RedirectResponse(f"/me/step-up?{urlencode({'next': safe_next(next_path)})}",
+                            status_code=303)
+
+
+def _new_key() -> str:
+    return str(uuid.uuid4())
+
+
+async def _once(session: AsyncSession, *, scope: str, key: str, request: Request,
+                work: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """A form that moves money, run once per the key the page carried (a double submit or a
+    reload answers as the first did). Errors are ``BankwalletError``s, replayed alike."""
+    # Only reads so far: give the connection back before the claim takes one (as
+    # ``idempotency.run`` does), so a request never holds two pooled connections.
+    await session.commit()
+    claimed = await idempotency.claim(
+        session, scope=scope, key=idempotency.check_key(key),
+        fingerprint=idempotency.fingerprint("FORM", request.url.path, {}))
+    if claimed.replay is not None:
+        status, body = claimed.replay
+        if status >= 400:
+            raise _Replayed(body.get("code", "error"), status)
+        return body
+    try:
+        result = await work()
+    except BankwalletError as exc:
+        await session.rollback()
+        async with AsyncSession(session.bind) as own:
+            await idempotency.complete(own, claimed, status=exc.status,
+                                       body=exc.to_problem(request.url.path))
+            await own.commit()
+        raise
+    except BaseException:
+        await idempotency.release(session, claimed)
+        raise
+    await idempotency.complete(session, claimed, status=200, body=result)
+    return result
+
+
+class _Replayed(BankwalletError):
+    """The stored answer of a form sent before: the same error again."""
+
+    def __init__(self, code: str, status: int) -> None:
+        super().__init__(code)
+        self.code = code  # type: ignore[misc] - per instance: whatever was stored
+        self.status = status  # type: ignore[misc]
+
+
+# -- the customer's pay page -------------------------------------------------------------------
+
+
+@router.get("/pay/{handle}", response_class=HTMLResponse)
+async def pay_page(request: Request, handle: str, session: DbSession,
+                   done: bool = False) -> Response:
+    auth = await optional_auth(request, session)
+    if auth is None:
+        return _login(f"/pay/{quote(handle)}")
+    return await _pay_page(request, session, auth.user.id, handle, done=done)
+
+
+async def _pay_page(request: Request, session: AsyncSession, user_id: uuid.UUID, handle: str,
+                    *, done: bool = False, error: str | None = None,
+                    status_code: int = 200) -> HTMLResponse:
+    try:
+        intent = await service.intent_for_customer(session, user_id, handle)
+    except BankwalletError:
+        return render(request, "payments/pay.html", {"intent": None, "error": None},
+                      active="pay", status_code=404)
+    merchant = await session.get(Merchant, intent.merchant_id)
+    assert merchant is not None
+    balance = await wallets_service.balance(request.app.state.ledger, user_id, intent.currency)
+    payable = service.Status(intent.status) in service.TRANSITIONS["pay"] \
+        and service.WALLET_METHOD in intent.payment_method_types
+    return render(request, "payments/pay.html", {
+        "intent": intent, "merchant": merchant, "handle": handle, "balance": balance,
+        "payable": payable, "done": done or intent.status in ("succeeded", "requires_capture"),
+        "key": _new_key(), "error": error,
+        "return_url": intent.return_url}, active="pay", status_code=status_code)
+
+
+@router.post("/pay/{handle}")
+async def pay(request: Request, handle: str, auth: Auth, session: DbSession,
+              key: Key) -> Response:
+    user_id = auth.user.id  # read now: a failed attempt rolls the session back
+    async def work() -> dict[str, Any]:
+        intent = await service.pay_from_wallet(session, request.app.state.ledger, auth,
+                                               handle=handle, key=key)
+        return {"status": intent.status}
+
+    try:
+        await _once(session, scope=f"user:{user_id}", key=key, request=request, work=work)
+    except StepUpRequired:
+        return _step_up(f"/pay/{handle}")
+    except BankwalletError as exc:
+        return await _pay_page(request, session, user_id, handle, error=exc.code,
+                               status_code=exc.status)
+    return RedirectResponse(f"/pay/{quote(handle)}?done=1", status_code=303)
+
+
+# -- the merchant dashboard --------------------------------------------------------------------
+
+
+async def _member(request: Request, session: AsyncSession, merchant_id: uuid.UUID, *,
+                  write: bool = False, auth: Authenticated | None = None
+                  ) -> tuple[Authenticated, service.Actor] | Response:
+    """The signed-in member acting for the merchant, or the response to send instead: the
+    login page (pages), 404 (not a member). POST handlers pass ``auth`` from ``Auth``,
+    which also checks the form's CSRF token."""
+    auth = auth or await optional_auth(request, session)
+    if auth is None:
+        return _login(request.url.path)
+    try:
+        merchant = await service.merchant_for_user(session, auth.user.id, merchant_id,
+                                                   write=write)
+    except BankwalletError:
+        return render(request, "payments/merchant_missing.html", {}, status_code=404)
+    return auth, service.Actor(merchant=merchant, auth=auth)
+
+
+def _page(request: Request, template: str, actor: service.Actor, section: str,
+          context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
+    return render(request, template, {"merchant": actor.merchant, "section": section,
+                                      "mask": service.mask_bank_account, **context},
+                  status_code=status_code)
+
+
+@router.get("/merchant", response_class=HTMLResponse)
+async def merchant_start(request: Request, session: DbSession) -> Response:
+    auth = await optional_auth(request, session)
+    if auth is None:
+        return _login("/merchant")
+    return await _start_page(request, session, auth)
+
+
+async def _start_page(request: Request, session: AsyncSession, auth: Authenticated, *,
+                      error: str | None = None, form: dict[str, str] | None = None,
+                      status_code: int = 200) -> HTMLResponse:
+    return render(request, "payments/merchant_start.html", {
+        "merchants": await service.merchants_of(session, auth.user.id), "error": error,
+        "form": form or {"country": service.DEFAULT_COUNTRY}}, status_code=status_code)
+
+
+@router.post("/merchant")
+async def merchant_create(request: Request, auth: Auth, session: DbSession, name: Text,
+                          mcc: Text, city: Text, bank_account: Text,
+                          country: OptionalText = service.DEFAULT_COUNTRY) -> Response:
+    form = {"name": name, "mcc": mcc, "city": city, "country": country}
+    try:
+        merchant = await service.create_merchant(
+            session, request.app.state.ledger, auth, name=name, mcc=mcc, city=city,
+            country=country, bank_account=bank_account)
+    except BankwalletError as exc:
+        return await _start_page(request, session, auth, error=exc.code, form=form,
+                                 status_code=exc.status)
+    return RedirectResponse(f"/merchant/{merchant.id}", status_code=303)
+
+
+@router.get("/merchant/{merchant_id}", response_class=HTMLResponse)
+async def merchant_home(request: Request, merchant_id: uuid.UUID, session: DbSession) -> Response:
+    found = await _member(request, session, merchant_id)
+    if isinstance(found, Response):
+        return found
+    _, actor = found
+    recent, _more = await service.list_intents(session, actor.merchant, limit=5)
+    balances = await service.merchant_balances(request.app.state.ledger, actor.merchant.id)
+    return _page(request, "payments/merchant_home.html", actor, "home", {
+        "balances": balances, "recent": recent, "pid": _pid,
+        "mcc_description": service.mcc_description(actor.merchant.mcc)})
+
+
+def _pid(intent_or_id: Any) -> str:
+    value = intent_or_id if isinstance(intent_or_id, uuid.UUID) else intent_or_id.id
+    return objects.public_id("payment_intent", value)
+
+
+@router.get("/merchant/{merchant_id}/payments", response_class=HTMLResponse)
+async def payments_page(request: Request, merchant_id: uuid.UUID, session: DbSession,
+                        status: Annotated[str, Query(max_length=32)] = "",
+                        currency: Annotated[str, Query(max_length=3)] = "",
+                        after: Annotated[str, Query(max_length=64)] = "") -> Response:
+    found = await _member(request, session, merchant_id)
+    if isinstance(found, Response):
+        return found
+    _, actor = found
+    cursor = objects.parse_public_id("payment_intent", after) if after else None
+    try:
+        intents, more = await service.list_intents(
+            session, actor.merchant, limit=DASHBOARD_PAGE, starting_after=cursor,
+            statuses=[status] if status in STATUS_FILTERS else (),
+            currency=currency.upper() if currency else None)
+    except BankwalletError:
+        intents, more = [], False
+    next_query = urlencode({"status": status, "currency": currency,
+                            "after": _pid(intents[-1])}) if more and intents else None
+    return _page(request, "payments/payments.html", actor, "payments", {
+        "intents": intents, "next_query": next_query, "status": status,
+        "currency": currency.upper(), "statuses": STATUS_FILTERS,
+        "currencies": wallets_service.SUPPORTED_CURRENCIES, "pid": _pid})
+
+
+@router.get("/merchant/{merchant_id}/payments/{intent_id}", response_class=HTMLResponse)
+async def payment_page(request: Request, merchant_id: uuid.UUID, intent_id: str,
+                       session: DbSession) -> Response:
+    found = await _member(request, session, merchant_id)
+    if isinstance(found, Response):
+        return found
+    _, actor = found
+    return await _payment_page(request, session, actor, intent_id)
+
+
+async def _payment_page(request: Request, session: AsyncSession, actor: service.Actor,
+                        intent_id: str, *, error: str | None = None,
+                        status_code: int = 200) -> HTMLResponse:
+    try:
+        intent = await service.get_intent(session, actor.merchant,
+                                          objects.parse_public_id("payment_intent", intent_id))
+    except BankwalletError:
+        return render(request, "payments/merchant_missing.html", {}, status_code=404)
+    refunds = await service.refunds_of(session, intent)
+    return _page(request, "payments/payment.html", actor, "payments", {
+        "intent": intent, "refunds": refunds, "pid": _pid(intent), "key": _new_key(),
+        "refundable": intent.amount_received_minor - intent.amount_refunded_minor,
+        "can": {action: service.Status(intent.status) in starts
+                for action, starts in service.TRANSITIONS.items()},
+        "pay_url": objects.pay_url(intent.id), "error": error,
+        "refund_reasons": service.REFUND_REASONS}, status_code=status_code)
+
+
+@router.post("/merchant/{merchant_id}/payments/{intent_id}/{action}")
+async def payment_action(request: Request, merchant_id: uuid.UUID, intent_id: str, action: str,
+                         auth: Auth, session: DbSession, key: Key,
+                         amount: Annotated[str, Form(max_length=32)] = "",
+                         reason: Annotated[str, Form(max_length=32)] = "") -> Response:
+    found = await _member(request, session, merchant_id, write=True, auth=auth)
+    if isinstance(found, Response):
+        return found
+    _, actor = found
+    if action not in ("refund", "capture", "cancel"):
+        return render(request, "payments/merchant_missing.html", {}, status_code=404)
+    ledger = request.app.state.ledger
+    pi = objects.parse_public_id("payment_intent", intent_id)
+
+    async def work() -> dict[str, Any]:
+        intent = await service.get_intent(session, actor.merchant, pi)
+        minor = _minor(amount, intent.currency)
+        if action == "refund":
+            await service.create_refund(session, ledger, actor, intent_id=pi,
+                                        refund_id=service.refund_id_for_key(actor.merchant.id,
+                                                                            key),
+                                        amount_minor=minor, reason=reason or None)
+        elif action == "capture":
+            await service.capture_intent(session, ledger, actor, pi, amount_to_capture=minor)
+        else:
+            await service.cancel_intent(session, ledger, actor, pi, reason=reason or None)
+        return {"ok": True}
+
+    path = f"/merchant/{merchant_id}/payments/{intent_id}"
+    try:
+        await _once(session, scope=f"merchant:{merchant_id}", key=key, request=request,
+                    work=work)
+    except StepUpRequired:
+        return _step_up(path)
+    except BankwalletError as exc:
+        again = await _member(request, session, merchant_id)  # the attempt rolled back
+        if isinstance(again, Response):
+            return again
+        return await _payment_page(request, session, again[1], intent_id, error=exc.code,
+                                   status_code=exc.status)
+    return RedirectResponse(path, status_code=303)
+
+
+def _minor(text: str, currency: str) -> int | None:
+    """A decimal amount typed in a form ("12.50"); blank is None (everything)."""
+    text = text.strip()
+    if not text:
+        return None
+    minor = to_minor(text, currency)
+    if minor <= 0:
+        raise InvalidAmount("Enter an amount above zero.")
+    return minor
+
+
+# -- API keys --------------------------------------------------------------------------------
+
+
+@router.get("/merchant/{merchant_id}/keys", response_class=HTMLResponse)
+async def keys_page(request: Request, merchant_id: uuid.UUID, session: DbSession) -> Response:
+    found = await _member(request, session, merchant_id)
+    if isinstance(found, Response):
+        return found
+    return await _keys_page(request, session, found[1])
+
+
+async def _keys_page(request: Request, session: AsyncSession, actor: service.Actor, *,
+                     new_key: str | None = None, error: str | None = None,
+                     status_code: int = 200) -> HTMLResponse:
+    return _page(request, "payments/keys.html", actor, "keys", {
+        "keys": await service.list_api_keys(session, actor.merchant), "new_key": new_key,
+        "scopes": service.SCOPES, "prefixes": service.KEY_KINDS, "error": error},
+        status_code=status_code)
+
+
+@router.post("/merchant/{merchant_id}/keys")
+async def key_create(request: Request, merchant_id: uuid.UUID, auth: Auth, session: DbSession,
+                     name: OptionalText = "",
+                     kind: Annotated[str, Form(max_length=16)] = "secret",
+                     scope: Annotated[list[str] | None, Form(max_length=8)] = None) -> Response:
+    found = await _member(request, session, merchant_id, write=True, auth=auth)
+    if isinstance(found, Response):
+        return found
+    _, actor = found
+    try:
+        _, key = await service.create_api_key(session, auth, actor.merchant, name=name,
+                                              kind=kind, scopes=scope or None)
+    except StepUpRequired:
+        return _step_up(f"/merchant/{merchant_id}/keys")
+    except BankwalletError as exc:
+        return await _keys_page(request, session, actor, error=exc.code, status_code=exc.status)
+    # Shown in this response only; a reload does not show it again.
+    response = await _keys_page(request, session, actor, new_key=key)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/merchant/{merchant_id}/keys/{key_id}/revoke")
+async def key_revoke(request: Request, merchant_id: uuid.UUID, key_id: uuid.UUID,
+                     auth: Auth, session: DbSession) -> Response:
+    found = await _member(request, session, merchant_id, write=True, auth=auth)
+    if isinstance(found, Response):
+        return found
+    _, actor = found
+    try:
+        await service.revoke_api_key(session, auth, actor.merchant, key_id)
+    except BankwalletError as exc:
+        return await _keys_page(request, session, actor, error=exc.code, status_code=exc.status)
+    return RedirectResponse(f"/merchant/{merchant_id}/keys", status_code=303)
+
+
+# -- webhooks --------------------------------------------------------------------------------
+
+
+@router.get("/merchant/{merchant_id}/webhooks", response_class=HTMLResponse)
+async def webhooks_page(request: Request, merchant_id: uuid.UUID, session: DbSession) -> Response:
+    found = await _member(request, session, merchant_id)
+    if isinstance(found, Response):
+        return found
+    return await _webhooks_page(request, session, found[1])
+
+
+async def _webhooks_page(request: Request, session: AsyncSession, actor: service.Actor, *,
+                         new_secret: str | None = None, error: str | None = None,
+                         status_code: int = 200) -> HTMLResponse:
+    return _page(request, "payments/webhooks.html", actor, "webhooks", {
+        "endpoints": await webhooks.list_endpoints(session, actor.merchant),
+        "deliveries": await webhooks.delivery_log(session, actor.merchant, limit=30),
+        "event_types": service.EVENT_TYPES, "new_secret": new_secret, "error": error,
+        "evt": lambda e: objects.public_id("event", e.id)}, status_code=status_code)
+
+
+@router.post("/merchant/{merchant_id}/webhooks")
+async def webhook_create(request: Request, merchant_id: uuid.UUID, auth: Auth, session: DbSession,
+                         url: Annotated[str, Form(max_length=webhooks.URL_MAX_CHARS)],
+                         description: OptionalText = "",
+                         event: Annotated[list[str] | None, Form(max_length=16)] = None
+                         ) -> Response:
+    found = await _member(request, session, merchant_id, write=True, auth=auth)
+    if isinstance(found, Response):
+        return found
+    _, actor = found
+    try:
+        _, secret = await webhooks.create_endpoint(session, auth, actor.merchant, url=url,
+                                                   enabled_events=event or None,
+                                                   description=description or None)
+    except StepUpRequired:
+        return _step_up(f"/merchant/{merchant_id}/webhooks")
+    except BankwalletError as exc:
+        return await _webhooks_page(request, session, actor, error=exc.code,
+                                    status_code=exc.status)
+    response = await _webhooks_page(request, session, actor, new_secret=secret)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/merchant/{merchant_id}/webhooks/{endpoint_id}/{action}")
+async def webhook_status(request: Request, merchant_id: uuid.UUID, endpoint_id: uuid.UUID,
+                         action: str, auth: Auth, session: DbSession) -> Response:
+    found = await _member(request, session, merchant_id, write=True, auth=auth)
+    if isinstance(found, Response):
+        return found
+    _, actor = found
+    try:
+        if action == "replay":
+            await webhooks.replay(session, auth, actor.merchant, endpoint_id)
+        elif action in ("enable", "disable"):
+            await webhooks.set_endpoint_status(session, auth, actor.merchant, endpoint_id,
+                                               enabled=action == "enable")
+        else:
+            return render(request, "payments/merchant_missing.html", {}, status_code=404)
+    except BankwalletError as exc:
+        return await _webhooks_page(request, session, actor, error=exc.code,
+                                    status_code=exc.status)
+    return RedirectResponse(f"/merchant/{merchant_id}/webhooks", status_code=303)
+
+
+# -- settlement ------------------------------------------------------------------------------
+
+
+@router.get("/merchant/{merchant_id}/settlements", response_class=HTMLResponse)
+async def settlements_page(request: Request, merchant_id: uuid.UUID,
+                           session: DbSession) -> Response:
+    found = await _member(request, session, merchant_id)
+    if isinstance(found, Response):
+        return found
+    return await _settlements_page(request, session, found[1])
+
+
+async def _settlements_page(request: Request, session: AsyncSession, actor: service.Actor, *,
+                            error: str | None = None, status_code: int = 200) -> HTMLResponse:
+    return _page(request, "payments/settlements.html", actor, "settlements", {
+        "balances": await service.merchant_balances(request.app.state.ledger, actor.merchant.id),
+        "settlements": await service.list_settlements(session, actor.merchant),
+        "key": _new_key(), "error": error}, status_code=status_code)
+
+
+@router.post("/merchant/{merchant_id}/settlements")
+async def settlement_create(request: Request, merchant_id: uuid.UUID, auth: Auth,
+                            session: DbSession, key: Key,
+                            currency: Annotated[str, Form(max_length=3)] = "CNY",
+                            amount: Annotated[str, Form(max_length=32)] = "") -> Response:
+    found = await _member(request, session, merchant_id, write=True, auth=auth)
+    if isinstance(found, Response):
+        return found
+    _, actor = found
+
+    async def work() -> dict[str, Any]:
+        settlement = await service.request_settlement(
+            session, request.app.state.ledger, actor,
+            settlement_id=service.settlement_id_for_key(actor.merchant.id, key),
+            currency=currency, amount_minor=_minor(amount, wallets_service.supported(currency)))
+        return {"id": str(settlement.id)}
+
+    path = f"/merchant/{merchant_id}/settlements"
+    try:
+        await _once(session, scope=f"merchant:{merchant_id}", key=key, request=request,
+                    work=work)
+    except StepUpRequired:
+        return _step_up(path)
+    except BankwalletError as exc:
+        again = await _member(request, session, merchant_id)  # the attempt rolled back
+        if isinstance(again, Response):
+            return again
+        return await _settlements_page(request, session, again[1], error=exc.code,
+                                       status_code=exc.status)
+    return RedirectResponse(path, status_code=303)
