@@ -35,7 +35,7 @@ from bankwallet.bench.ledger import _scratch_database
 from bankwallet.core.migrate import upgrade
 
 Progress = Callable[[str], None]
-FUNDING_MINOR = 10**10  # per customer: 100,000,000.00 CNY, never the limit under test
+FUNDING_MINOR = 50_000_000  # per customer: 500,000.00 CNY, half the tier-2 balance cap
 AMOUNT_MAX_MINOR = 100
 SERVER_START_TIMEOUT_S = 60.0
 LUA = r"""
