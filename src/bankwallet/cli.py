@@ -74,10 +74,19 @@ def demo(database_url: str | None = DatabaseUrl,
     url = _database_url(database_url)
     upgrade(url)
     summary = asyncio.run(load_demo(url))
+    if serve_after:
+        # The bank on the other side, as its own process, with a bank account per customer.
+        from bankwallet.demo import start_sandbox_bank
+
+        bank = start_sandbox_bank(webhook_url=f"http://{host}:{port}/webhooks/corebanking")
+        summary["bank_accounts"] = bank.accounts
     typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     if serve_after:
-        typer.echo(f"serving on http://{host}:{port}")
-        serve(host=host, port=port, workers=1, database_url=None)
+        typer.echo(f"serving on http://{host}:{port} (sandbox bank at {bank.url})")
+        try:
+            serve(host=host, port=port, workers=1, database_url=None)
+        finally:
+            bank.stop()
 
 
 @app.command("sandbox-chain")

@@ -6,8 +6,17 @@ second run changes nothing. The password is printed: this is for a laptop, never
 
 from __future__ import annotations
 
+import os
 import random
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
 from typing import Any
+
+import httpx
 
 from sqlalchemy import update
 
@@ -103,3 +112,59 @@ def _transfers(users: dict[str, User]) -> list[TransferIn]:
             credit_account_id=wallets.wallet_account_id(users[payee].id, CURRENCY),
             amount=rng.randint(1_00, 300_00), ledger=CURRENCY, code=Code.P2P, user_data=data))
     return out
+
+
+# -- the sandbox bank beside `demo --serve` ------------------------------------------------
+
+DEMO_BANK_ACCOUNTS = {"alice": "6222020200112233446", "bob": "6222020200112233453",
+                      "carol": "DE89370400440532013000", "wang.fang": "6222020200112233461"}
+BANK_START_TIMEOUT_S = 30.0
+
+
+@dataclass
+class SandboxBank:
+    url: str
+    process: subprocess.Popen[bytes]
+    accounts: dict[str, str] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_sandbox_bank(*, webhook_url: str) -> SandboxBank:
+    """Start ``bankwallet sandbox-bank`` on a free port, point this process's settings at it
+    (the server started next reads them) and give each demo customer a funded bank account
+    to link at /me/bank-accounts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    secret = secrets.token_urlsafe(24)
+    env = {**os.environ, "BANKWALLET_SANDBOX_BANK_SECRET": secret}
+    process = subprocess.Popen([sys.executable, "-m", "bankwallet", "sandbox-bank", "--port",
+                                str(port), "--webhook-url", webhook_url], env=env)
+    bank = SandboxBank(f"http://127.0.0.1:{port}", process)
+    deadline = time.monotonic() + BANK_START_TIMEOUT_S
+    while True:
+        try:
+            if httpx.get(f"{bank.url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                bank.stop()
+                raise RuntimeError("the sandbox bank did not start") from None
+            time.sleep(0.2)
+    for name, number in DEMO_BANK_ACCOUNTS.items():
+        httpx.post(f"{bank.url}/sandbox/accounts", json={
+            "number": number, "holder_name": name, "currency": CURRENCY,
+            "balance_minor": 100_000_00}, timeout=10).raise_for_status()
+        bank.accounts[name] = number
+    os.environ["BANKWALLET_COREBANKING_URL"] = bank.url
+    os.environ["BANKWALLET_COREBANKING_SECRET"] = secret
+    from bankwallet.settings import get_settings
+
+    get_settings.cache_clear()
+    return bank

@@ -45,6 +45,10 @@ def make_router(calls: list[int]) -> APIRouter:
                                data={"amount_minor": body.amount_minor})
             if body.fail == "refuse":
                 raise Refused("refused by the rules")
+            if body.fail == "stepup":
+                from bankwallet.identity.errors import StepUpRequired
+
+                raise StepUpRequired()
             if body.fail == "crash":
                 raise RuntimeError("the process fell over")
             await asyncio.sleep(0.05)  # long enough for concurrent duplicates to overlap
@@ -194,3 +198,14 @@ def test_concurrent_duplicates_apply_once(app_and_calls, db_url: str) -> None:
         if r.status_code == 409:
             assert r.json()["code"] == "idempotency_request_in_progress"
     assert effects(client, scope) == 1 and calls == [42]
+
+
+def test_an_error_that_decides_nothing_releases_the_key(app_and_calls) -> None:
+    """"Confirm it is you first" is not the answer: after the step-up, the same key runs."""
+    client, calls = app_and_calls
+    scope = uuid.uuid4().hex
+    for _ in range(2):
+        r = post(client, scope, "k-6", {"amount_minor": 3, "fail": "stepup"})
+        assert r.status_code == 403 and r.json()["code"] == "step_up_required"
+        assert "idempotent-replayed" not in r.headers
+    assert len(calls) == 2 and effects(client, scope) == 0

@@ -25,6 +25,9 @@ class BankwalletError(Exception):
     code: ClassVar[str] = "bankwallet_error"
     status: ClassVar[int] = 400
     title: ClassVar[str] = "Request could not be completed"
+    # Whether the error is the request's answer (replayed for its Idempotency-Key) or only
+    # says what must happen first (a step-up), so the same request may be sent again.
+    decides: ClassVar[bool] = True
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         self.detail = detail or self.title

@@ -170,6 +170,8 @@ async def run(request: Request, session: AsyncSession, *, scope: str, body: Any,
 
     A ``BankwalletError`` from the work is stored and replayed like a success: the request
     was decided (e.g. insufficient funds), and retrying it must not decide differently later.
+    Errors that decide nothing (``decides = False``: a step-up is needed first) release the
+    key instead, so the same request runs once the customer has confirmed.
     """
     key = check_key(request.headers.get(HEADER))
     # The request has only read so far (who is asking): end that transaction so its pooled
@@ -188,6 +190,9 @@ async def run(request: Request, session: AsyncSession, *, scope: str, body: Any,
     try:
         result = _jsonable(await work())
     except BankwalletError as exc:
+        if not exc.decides:  # e.g. "confirm it is you first": the retry must run again
+            await release(session, claimed)
+            raise
         # The request's transaction rolls back (nothing the failed work did may commit), so
         # the decision is stored in a transaction of its own.
         await session.rollback()

@@ -65,6 +65,7 @@ class StepUpRequired(BankwalletError):
     code = "step_up_required"
     status = 403
     title = "Confirm it is you with your second factor"
+    decides = False
 
 
 class TotpAlreadyActive(BankwalletError):
