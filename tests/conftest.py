@@ -22,6 +22,25 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URL = os.environ.get("BANKWALLET_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 
 
+@pytest.fixture(autouse=True)
+def _settings_and_keyring_from_the_environment() -> Iterator[None]:
+    """Each test starts from the environment's settings and key file, as a server process it
+    starts would, and leaves the environment as it found it: a command run in-process (its
+    ``--database-url`` sets BANKWALLET_DATABASE_URL) or a keyring cached by an earlier test
+    must not leak into the next one."""
+    from bankwallet.core import crypto
+    from bankwallet.settings import get_settings
+
+    saved = {k: v for k, v in os.environ.items() if k.startswith("BANKWALLET_")}
+    get_settings.cache_clear()
+    crypto.reset_keyring()
+    yield
+    for name in [k for k in os.environ if k.startswith("BANKWALLET_") and k not in saved]:
+        del os.environ[name]
+    os.environ.update(saved)
+    get_settings.cache_clear()
+
+
 def skip_or_fail(reason: str) -> None:
     """Locally a missing server skips loudly; under CI it is an error."""
     if IN_CI:

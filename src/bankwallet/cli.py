@@ -27,6 +27,10 @@ audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 from bankwallet.chains.cli import chains_app  # noqa: E402
 app.add_typer(chains_app, name="chains")
+from bankwallet.qr.cli import qr_app  # noqa: E402
+app.add_typer(qr_app, name="qr")
+from bankwallet.payments.cli import merchants_app  # noqa: E402
+app.add_typer(merchants_app, name="merchants")
 
 DatabaseUrl = typer.Option(None, "--database-url", help="Overrides BANKWALLET_DATABASE_URL.")
 

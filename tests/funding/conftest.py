@@ -35,7 +35,7 @@ from conftest import (
     free_port,
     skip_or_fail,
 )
-from identity.test_api import STRONG, key_file  # noqa: F401 - one key file for every test
+from identity.test_api import STRONG, key_file, unique_phone  # noqa: F401 - one key file
 from schwifty import IBAN
 from sqlalchemy import text
 
@@ -353,7 +353,7 @@ class LiveWallet:
         from bankwallet.core.db import Database
         from bankwallet.identity import service as identity_service
 
-        phone = f"+86138{uuid.uuid4().int % 10**8:08d}"
+        phone = unique_phone().replace(" ", "")
 
         async def create() -> uuid.UUID:
             db = Database(self.db_url)

@@ -23,10 +23,17 @@ CLIENT_ADDRESSES = (f"198.51.{n // 256 % 256}.{n % 256}" for n in itertools.coun
 OTHER_STRONG = "Lantern.Orchard.Seventy9"
 
 
+_KEY_FILE: list[Path] = []  # the one path, whichever module's copy of the fixture runs first
+
+
 @pytest.fixture(scope="session")
 def key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One key file for the session: the databases are shared across tests too."""
-    path = tmp_path_factory.mktemp("keys") / "keys.json"
+    """One key file for the session: the databases are shared across tests too. Modules that
+    import this fixture each get their own copy of it from pytest; all of them must hand out
+    the same file, or a server started with one copy's path reads other keys than the test."""
+    if not _KEY_FILE:
+        _KEY_FILE.append(tmp_path_factory.mktemp("keys") / "keys.json")
+    path = _KEY_FILE[0]
     saved = os.environ.get("BANKWALLET_KEY_FILE")
     os.environ["BANKWALLET_KEY_FILE"] = str(path)
     yield path
@@ -53,8 +60,13 @@ def client(db_url: str, key_file: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     get_settings.cache_clear()
 
 
+# Consecutive from a random start: thousands of sign-ups share the session's databases, and
+# random suffixes would collide (birthday odds of several per cent).
+_PHONE_SUFFIXES = itertools.count(uuid.uuid4().int % 10**8)
+
+
 def unique_phone() -> str:
-    return f"+86 138{uuid.uuid4().int % 10**8:08d}"
+    return f"+86 138{next(_PHONE_SUFFIXES) % 10**8:08d}"
 
 
 def unique_email() -> str:

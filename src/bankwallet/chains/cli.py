@@ -74,21 +74,44 @@ def derive(chain: str = Chain,
 
 
 @chains_app.command("sign-tx")
-def sign_tx(chain: str = typer.Option("ETH", "--chain", help="An EVM chain: ETH, BSC, "
-                                      "POLYGON or OKX."),
+def sign_tx(chain: str = typer.Option("ETH", "--chain", help="An EVM chain (ETH, BSC, "
+                                      "POLYGON or OKX), TRON or SOL."),
             tx: Path = typer.Option(..., "--tx", help="The transaction as JSON.")) -> None:
-    """Sign an EVM transaction with the private key (hex) on standard input.
+    """Sign a transaction with the private key on standard input.
 
-    Legacy EIP-155 when the JSON has gasPrice, EIP-1559 when it has maxFeePerGas; prints the
-    raw signed transaction.
+    EVM (key in hex): legacy EIP-155 when the JSON has gasPrice, EIP-1559 when it has
+    maxFeePerGas; prints the raw signed transaction. TRON (key in hex): a TRX transfer
+    {"to", "amount_sun", "ref_block_bytes", "ref_block_hash", "expiration_ms",
+    "timestamp_ms"}. SOL (key in hex or a base58 64-byte keypair as Phantom exports it): a
+    SOL transfer {"to", "lamports", "recent_blockhash"}. TRON and SOL print JSON.
     """
     from bankwallet.chains.errors import TransactionInvalid
     from bankwallet.chains.evm_signing import parse_private_key_hex, sign_transaction
+    from bankwallet.chains.registry import Family, get_chain
 
     with _guard():
+        family = get_chain(chain).family
         fields = _read_json(tx, TransactionInvalid)
-        key = parse_private_key_hex(_read_secret("private key (hex)"))
-        typer.echo(sign_transaction(fields, key, chain=chain).raw)
+        if family is Family.TRON:
+            from bankwallet.chains import tron_signing
+
+            key = parse_private_key_hex(_read_secret("private key (hex)"))
+            tron = tron_signing.sign_transfer(fields, key)
+            typer.echo(json.dumps({"txid": tron.txid, "raw_hex": tron.raw_hex,
+                                   "raw_data_hex": tron.raw_data_hex,
+                                   "signature": tron.signature, "from": tron.sender}))
+        elif family is Family.SOL:
+            from bankwallet.chains import solana_signing
+
+            key = solana_signing.parse_solana_private_key(_read_secret("private key"))
+            sol = solana_signing.sign_transfer(fields, key)
+            typer.echo(json.dumps({"signature": sol.signature,
+                                   "transaction_base64": sol.transaction_base64,
+                                   "transaction_base58": sol.transaction_base58,
+                                   "from": sol.sender}))
+        else:
+            key = parse_private_key_hex(_read_secret("private key (hex)"))
+            typer.echo(sign_transaction(fields, key, chain=chain).raw)
 
 
 @chains_app.command("sign-typed-data")

@@ -62,6 +62,7 @@ from bankwallet.ledger.types import (
     TransferIn,
 )
 from bankwallet.payments import objects, repository
+from bankwallet.payments import qr as payments_qr
 from bankwallet.payments.errors import (
     ApiKeyInvalid,
     ApiKeyNotFound,
@@ -1351,3 +1352,62 @@ async def finish_settlement(session: AsyncSession, ledger: LedgerStore, settleme
         "payee_user_id": None, "from": merchant.name[:140],
         "to": f"Bank account {mask_bank_account(settlement.bank_account_last4)}",
     }, key=merchant_owner_id(merchant.id))
+
+
+# -- QR codes ------------------------------------------------------------------------------
+
+
+def merchant_qr(merchant: Merchant, intent: PaymentIntent | None = None):
+    """The merchant's static code, or the dynamic code of ``intent`` (amount and reference)."""
+    where = {"merchant_id": merchant.id, "name": merchant.name, "city": merchant.city,
+             "mcc": merchant.mcc, "country": merchant.country}
+    if intent is None:
+        return payments_qr.static_qr(**where)
+    assert intent.merchant_id == merchant.id, "an intent of another merchant"
+    return payments_qr.dynamic_qr(**where, intent_id=intent.id,
+                                  amount_minor=intent.amount_minor, currency=intent.currency)
+
+
+async def resolve_qr(session: AsyncSession, payload: str
+                     ) -> tuple[Merchant, PaymentIntent | None]:
+    """The merchant (and, for a dynamic code, the payment intent) a scanned payload names.
+    A payload that breaks a rule, is not ours, or names nothing we know raises a typed QR
+    error naming the data object; nothing is written."""
+    from bankwallet.qr import emvco
+    from bankwallet.qr.errors import QrFieldInvalid
+
+    qr = emvco.decode(payload.strip())
+    merchant_id = payments_qr.bankwallet_merchant_id(qr)
+    merchant = await session.get(Merchant, merchant_id)
+    if merchant is None or merchant.status != "active":
+        raise QrFieldInvalid("names no active bankwallet merchant", field="26.01",
+                             field_name="Payment Network Specific")
+    reference = qr.additional_data.reference_label if qr.additional_data else None
+    if not qr.is_dynamic:
+        return merchant, None
+    if reference is None:
+        raise QrFieldInvalid("is mandatory in a dynamic bankwallet code", field="62.05",
+                             field_name="Reference Label")
+    intent = await session.get(PaymentIntent, payments_qr.parse_intent_reference(reference))
+    if intent is None or intent.merchant_id != merchant.id:
+        raise QrFieldInvalid("names no payment of this merchant", field="62.05",
+                             field_name="Reference Label")
+    if qr.amount_minor != intent.amount_minor or qr.currency != intent.currency:
+        raise QrFieldInvalid("does not match the payment's amount and currency", field="54",
+                             field_name="Transaction Amount")
+    return merchant, intent
+
+
+async def intent_from_static_qr(session: AsyncSession, ledger: LedgerStore, *,
+                                user_id: uuid.UUID, payload: str, amount_minor: int,
+                                key: str) -> PaymentIntent:
+    """A payment intent the customer made by scanning the merchant's static code and typing
+    the amount, created on the merchant's behalf; ``key`` (made when the form was drawn)
+    makes a retried form submission find the same intent."""
+    merchant, intent = await resolve_qr(session, payload)
+    if intent is not None:
+        return intent
+    return await create_intent(
+        session, ledger, Actor(merchant=merchant), amount_minor=amount_minor,
+        currency=payments_qr.QR_CURRENCY, metadata={"source": "static_qr"},
+        intent_id=intent_id_for_key(merchant.id, f"qr:{user_id}:{key}"))

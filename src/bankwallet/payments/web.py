@@ -10,11 +10,11 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bankwallet.core import idempotency
+from bankwallet.core import i18n, idempotency
 from bankwallet.core.deps import DbSession
 from bankwallet.core.errors import BankwalletError
 from bankwallet.core.money import InvalidAmount, to_minor
@@ -22,7 +22,9 @@ from bankwallet.identity.deps import Auth, optional_auth
 from bankwallet.identity.errors import StepUpRequired
 from bankwallet.identity.service import Authenticated
 from bankwallet.payments import objects, service, webhooks
+from bankwallet.payments import qr as payments_qr
 from bankwallet.payments.models import Merchant
+from bankwallet.qr import render as qr_render
 from bankwallet.wallets import service as wallets_service
 from bankwallet.web.csrf import safe_next
 from bankwallet.web.templating import render
@@ -35,6 +37,7 @@ Key = Annotated[str, Form(alias="idempotency_key", min_length=1,
                           max_length=idempotency.KEY_MAX_CHARS)]
 STATUS_FILTERS = tuple(s.value for s in service.Status)
 DASHBOARD_PAGE = 20
+QR_KINDS = ("svg", "png", "poster")
 
 
 def _login(next_path: str) -> RedirectResponse:
@@ -92,6 +95,84 @@ class _Replayed(BankwalletError):
 
 
 # -- the customer's pay page -------------------------------------------------------------------
+
+
+# -- scanning a merchant's QR code (before /pay/{handle}, which would match "scan") ----------
+
+Payload = Annotated[str, Form(max_length=2048)]
+
+
+@router.get("/pay/scan", response_class=HTMLResponse)
+async def scan_page(request: Request, session: DbSession) -> Response:
+    auth = await optional_auth(request, session)
+    if auth is None:
+        return _login("/pay/scan")
+    return _scan_page(request, {})
+
+
+def _scan_page(request: Request, context: dict[str, Any], *,
+               status_code: int = 200) -> HTMLResponse:
+    return render(request, "payments/scan.html", {
+        "payload": "", "error": None, "merchant": None, "intent": None, "key": _new_key(),
+        "amount": "", "pay_url": None, **context}, active="pay", status_code=status_code)
+
+
+@router.post("/pay/scan")
+async def scan(request: Request, auth: Auth, session: DbSession, payload: Payload) -> Response:
+    """A pasted payload: the merchant and amount of a dynamic code (then its pay page), or the
+    merchant of a static one with a field for the amount. Nothing is written here."""
+    try:
+        merchant, intent = await service.resolve_qr(session, payload)
+    except BankwalletError as exc:
+        return _scan_page(request, {"payload": payload, "error": str(exc.detail)},
+                          status_code=exc.status)
+    return _scan_page(request, {
+        "payload": payload, "merchant": merchant, "intent": intent,
+        "pay_url": objects.pay_url(intent.id) if intent is not None else None})
+
+
+@router.post("/pay/scan/picture")
+async def scan_picture(request: Request, auth: Auth, session: DbSession,
+                       picture: Annotated[UploadFile, File()]) -> Response:
+    """A photo or screenshot of the code: read its text, then as a pasted payload."""
+    data = await picture.read(payments_qr.PICTURE_MAX_BYTES + 1)
+    try:
+        payload = payments_qr.payload_from_picture(data)
+        merchant, intent = await service.resolve_qr(session, payload)
+    except payments_qr.PictureReadingUnavailable:
+        return _scan_page(request, {"error": "Reading pictures is not available; paste the "
+                                             "code's text instead."}, status_code=501)
+    except BankwalletError as exc:
+        return _scan_page(request, {"error": str(exc.detail)}, status_code=exc.status)
+    return _scan_page(request, {
+        "payload": payload, "merchant": merchant, "intent": intent,
+        "pay_url": objects.pay_url(intent.id) if intent is not None else None})
+
+
+@router.post("/pay/scan/amount")
+async def scan_amount(request: Request, auth: Auth, session: DbSession, payload: Payload,
+                      amount: Text, key: Key) -> Response:
+    """A static code's amount: the intent is made on the merchant's behalf, then paid on the
+    pay page as any other."""
+    user_id = auth.user.id  # read now: a failure rolls the session back
+    try:
+        minor = _minor(amount, payments_qr.QR_CURRENCY)
+        if minor is None:
+            raise InvalidAmount("Enter an amount above zero.")
+        intent = await service.intent_from_static_qr(
+            session, request.app.state.ledger, user_id=user_id, payload=payload,
+            amount_minor=minor, key=key)
+    except BankwalletError as exc:
+        await session.rollback()
+        merchant = None
+        try:
+            merchant, _ = await service.resolve_qr(session, payload)
+        except BankwalletError:
+            pass
+        return _scan_page(request, {"payload": payload, "merchant": merchant,
+                                    "error": str(exc.detail), "amount": amount},
+                          status_code=exc.status)
+    return RedirectResponse(objects.pay_url(intent.id), status_code=303)
 
 
 @router.get("/pay/{handle}", response_class=HTMLResponse)
@@ -210,12 +291,74 @@ async def merchant_home(request: Request, merchant_id: uuid.UUID, session: DbSes
     balances = await service.merchant_balances(request.app.state.ledger, actor.merchant.id)
     return _page(request, "payments/merchant_home.html", actor, "home", {
         "balances": balances, "recent": recent, "pid": _pid,
-        "mcc_description": service.mcc_description(actor.merchant.mcc)})
+        "mcc_description": service.mcc_description(actor.merchant.mcc),
+        "qr_payload": service.merchant_qr(actor.merchant).encode()})
 
 
 def _pid(intent_or_id: Any) -> str:
     value = intent_or_id if isinstance(intent_or_id, uuid.UUID) else intent_or_id.id
     return objects.public_id("payment_intent", value)
+
+
+# -- QR codes: the merchant's static code, an intent's dynamic code ------------------------------
+
+
+def _qr_image(qr: Any, kind: str, filename: str, *, caption: str | None = None,
+              locale: str = "en") -> Response:
+    payload = qr.encode()
+    if kind == "png":
+        body, media = qr_render.render_png(payload), "image/png"
+    elif kind == "poster":
+        body = qr_render.merchant_poster_svg(qr, caption=caption, locale=locale)
+        media = "image/svg+xml"
+    else:
+        body, media = qr_render.render_svg(payload), "image/svg+xml"
+    disposition = "attachment" if kind != "svg" else "inline"
+    ext = "png" if kind == "png" else "svg"
+    return Response(body, media_type=media, headers={
+        "Content-Disposition": f'{disposition}; filename="{filename}.{ext}"',
+        "Cache-Control": "private, no-cache", "X-Qr-Payload": quote(payload)})
+
+
+@router.get("/merchant/{merchant_id}/qr/{kind}")
+async def merchant_qr_image(request: Request, merchant_id: uuid.UUID, kind: str,
+                            session: DbSession) -> Response:
+    """The static code as ``svg`` (shown inline), ``png`` or a printable ``poster`` (SVG)."""
+    if kind not in QR_KINDS:
+        return Response(status_code=404)
+    found = await _member(request, session, merchant_id)
+    if isinstance(found, Response):
+        return found
+    _, actor = found
+    locale = i18n.request_locale(request)
+    return _qr_image(service.merchant_qr(actor.merchant), kind, "bankwallet-qr",
+                     caption=i18n.gettext("Scan to pay", locale), locale=locale)
+
+
+@router.get("/merchant/{merchant_id}/payments/{intent_id}/qr/{kind}")
+async def payment_qr_image(request: Request, merchant_id: uuid.UUID, intent_id: str, kind: str,
+                           session: DbSession) -> Response:
+    """An intent's dynamic code (amount and reference) while it awaits payment."""
+    if kind not in QR_KINDS:
+        return Response(status_code=404)
+    found = await _member(request, session, merchant_id)
+    if isinstance(found, Response):
+        return found
+    _, actor = found
+    try:
+        intent = await service.get_intent(session, actor.merchant,
+                                          objects.parse_public_id("payment_intent", intent_id))
+    except BankwalletError:
+        return Response(status_code=404)
+    if not _awaits_payment(intent):
+        return Response(status_code=404)
+    locale = i18n.request_locale(request)
+    return _qr_image(service.merchant_qr(actor.merchant, intent), kind, intent_id,
+                     caption=i18n.gettext("Scan to pay", locale), locale=locale)
+
+
+def _awaits_payment(intent: Any) -> bool:
+    return service.Status(intent.status) in service.TRANSITIONS["pay"]
 
 
 @router.get("/merchant/{merchant_id}/payments", response_class=HTMLResponse)
@@ -268,6 +411,8 @@ async def _payment_page(request: Request, session: AsyncSession, actor: service.
         "can": {action: service.Status(intent.status) in starts
                 for action, starts in service.TRANSITIONS.items()},
         "pay_url": objects.pay_url(intent.id), "error": error,
+        "qr_payload": (service.merchant_qr(actor.merchant, intent).encode()
+                       if _awaits_payment(intent) else None),
         "refund_reasons": service.REFUND_REASONS}, status_code=status_code)
 
 
