@@ -47,10 +47,10 @@ async def load_demo(database_url: str) -> dict[str, Any]:
     db = Database(database_url)
     ledger = SqlLedgerStore(db.engine)
     try:
-        users = await _users(db)
+        users, shown = await _users(db)
         for user in users.values():
             await wallets.open_wallet(ledger, user.id, CURRENCY)
-        outcomes = await ledger_service.submit(ledger, _transfers(users))
+        outcomes = await ledger_service.submit(ledger, _transfers(users, shown))
         counts: dict[str, int] = {}
         for o in outcomes:
             counts[o.result.value] = counts.get(o.result.value, 0) + 1
@@ -68,7 +68,8 @@ async def load_demo(database_url: str) -> dict[str, Any]:
         await db.dispose()
 
 
-async def _users(db: Database) -> dict[str, User]:
+async def _users(db: Database) -> tuple[dict[str, User], dict[str, str]]:
+    """The demo customers, and how each is shown to the others (masked login)."""
     found: dict[str, User] = {}
     async with db.unit_of_work() as session:
         for name, login in CUSTOMERS.items():
@@ -80,13 +81,11 @@ async def _users(db: Database) -> dict[str, User]:
         # Identity verified (tier 1): the demo shows everyday amounts, not tier 0's.
         await session.execute(update(User).where(User.id.in_([u.id for u in found.values()]),
                                                  User.kyc_tier < 1).values(kyc_tier=1))
-        masks = {name: mfa.masked_login(u) for name, u in found.items()}
-    for name, user in found.items():
-        user.display = masks[name]  # type: ignore[attr-defined]
-    return found
+        shown = {name: mfa.masked_login(u) for name, u in found.items()}
+    return found, shown
 
 
-def _transfers(users: dict[str, User]) -> list[TransferIn]:
+def _transfers(users: dict[str, User], shown: dict[str, str]) -> list[TransferIn]:
     rng = random.Random(20261124)  # fixed: the same demo every time
     bank = wallets.system_account_id(wallets.SystemAccount.BANK_SETTLEMENT, CURRENCY)
     out: list[TransferIn] = []
@@ -97,13 +96,13 @@ def _transfers(users: dict[str, User]) -> list[TransferIn]:
             credit_account_id=wallets.wallet_account_id(user.id, CURRENCY), amount=TOPUP_MINOR,
             ledger=CURRENCY, code=Code.TOPUP,
             user_data={"kind": KIND_OF_CODE[Code.TOPUP], "ref": str(ref),
-                       "from": "Bank account ····8001", "to": user.display}))
+                       "from": "Bank account ····8001", "to": shown[name]}))
     names = sorted(users)
     for n in range(P2P_TRANSFERS):
         payer, payee = rng.sample(names, 2)
         note = rng.choice(NOTES)
         data = {"kind": KIND_OF_CODE[Code.P2P], "ref": str(derived_id("demo.p2p", n)),
-                "from": users[payer].display, "to": users[payee].display}
+                "from": shown[payer], "to": shown[payee]}
         if note:
             data["note"] = note
         out.append(TransferIn(

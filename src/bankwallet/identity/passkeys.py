@@ -22,7 +22,6 @@ import webauthn
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
-from webauthn.helpers import bytes_to_base64url
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
@@ -129,11 +128,6 @@ async def list_passkeys(session: AsyncSession, user_id: uuid.UUID) -> list[Passk
                                  .order_by(Passkey.created_at, Passkey.id)
                                  .limit(MAX_PASSKEYS_PER_USER))
     return list(rows.scalars())
-
-
-async def has_passkeys(session: AsyncSession, user_id: uuid.UUID) -> bool:
-    found = await session.execute(select(Passkey.id).where(Passkey.user_id == user_id).limit(1))
-    return found.first() is not None
 
 
 # -- registration ------------------------------------------------------------------------
@@ -348,7 +342,3 @@ async def _own(session: AsyncSession, auth: service.Authenticated,
 async def count(session: AsyncSession, user_id: uuid.UUID) -> int:
     return (await session.execute(select(func.count()).select_from(Passkey)
                                   .where(Passkey.user_id == user_id))).scalar_one()
-
-
-def credential_id_text(passkey: Passkey) -> str:
-    return bytes_to_base64url(passkey.credential_id)
