@@ -24,6 +24,7 @@ from eth_account.messages import encode_defunct, encode_typed_data
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text, update
 
+from bankwallet.core.logging import QUIET_LOGGERS
 from bankwallet.app import create_app
 from bankwallet.chains.derive import derive_account
 from bankwallet.chains.mnemonic import parse_mnemonic
@@ -837,6 +838,8 @@ def test_no_phrase_key_or_pin_in_the_database_or_the_logs(client: TestClient, sa
                                                           caplog: pytest.LogCaptureFixture
                                                           ) -> None:
     caplog.set_level(logging.DEBUG)
+    for quiet in QUIET_LOGGERS:  # the HTTP client's loggers, if turned up
+        caplog.set_level(logging.DEBUG, logger=quiet)
     _, headers, _ = customer(client)
     created = new_wallet(client, headers, passphrase="correct horse battery")
     words = created["mnemonic"]

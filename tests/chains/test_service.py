@@ -79,6 +79,9 @@ def test_configuration_keeps_only_evm_networks_and_well_formed_tokens() -> None:
             {"symbol": "NOADDR", "decimals": 6}]},
         chain_pin_max_failures=3, chain_pin_lockout_s=60))
     assert config.urls == {"ETH": "http://127.0.0.1:1/"}
+    # BTC, TRON and SOL nodes relay transactions signed offline; DOGE is no chain here.
+    assert config.node_urls == {"BTC": "http://x/"} and config.relay_configured("BTC")
+    assert not config.relay_configured("SOL")
     assert config.expected_chain_id("ETH") == 1337 and config.expected_chain_id("BSC") == 56
     assert [t.symbol for t in config.tokens_of("ETH")] == ["USDT"]
     assert config.tokens_of("ETH")[0].address == "0x9858EfFD232B4033E47d90003D41EC34EcaEda94"

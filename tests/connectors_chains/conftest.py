@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ import httpx
 import pytest
 
 from conftest import free_port, skip_or_fail
+from servers import bankwallet, running
 
 CHAIN_ID = 1337
 DEV_ACCOUNTS = 6
@@ -45,39 +44,12 @@ def chain_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainPro
     workdir = tmp_path_factory.mktemp("sandbox-chain")
     port = free_port()
     log_path = workdir / "chain.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bankwallet", "sandbox-chain", "--host", "127.0.0.1",
-             "--port", str(port), "--chain-id", str(CHAIN_ID), "--accounts",
-             str(DEV_ACCOUNTS), "--balance-eth", str(DEV_BALANCE_ETH)],
-            cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_until_healthy(url, process, log_path)
+    with running(bankwallet("sandbox-chain", "--host", "127.0.0.1", "--port", str(port),
+                            "--chain-id", str(CHAIN_ID), "--accounts", str(DEV_ACCOUNTS),
+                            "--balance-eth", str(DEV_BALANCE_ETH)),
+                 url=f"http://127.0.0.1:{port}/", cwd=workdir, log_path=log_path,
+                 timeout_s=CHAIN_START_TIMEOUT_S, name="the sandbox chain") as url:
         yield ChainProcess(url, log_path)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + CHAIN_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the sandbox chain exited with {process.returncode}:\n"
-                        f"{log_path.read_text()}")
-        try:
-            if httpx.get(f"{url}healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the sandbox chain did not answer /healthz in {CHAIN_START_TIMEOUT_S} s:\n"
-                f"{log_path.read_text()}")
 
 
 @pytest.fixture

@@ -18,15 +18,19 @@ from bankwallet.chains.schemas import (
     BackupCheckAnswer,
     BackupCheckRead,
     BackupCheckResult,
+    BroadcastIn,
     HoldingRead,
     MessageSign,
     MessageSignatureRead,
     MnemonicImport,
     NewWalletCreate,
+    NodeList,
+    NodeRead,
     OwnAddressRead,
     PinIn,
     PortfolioRead,
     PrivateKeyImport,
+    RelayedRead,
     RevealRead,
     SendCreate,
     SendIn,
@@ -249,3 +253,28 @@ async def add_address(body: AddressBookEntryCreate, auth: Auth,
 async def remove_address(entry_id: uuid.UUID, auth: Auth, session: DbSession) -> Response:
     await service.remove_address_book_entry(session, auth.user.id, entry_id)
     return Response(status_code=204)
+
+
+@router.get("/nodes")
+async def nodes(auth: Auth, config: Config) -> NodeList:
+    """Which chains' transactions signed offline the bank can relay (a node is configured)."""
+    return NodeList(nodes=[NodeRead(chain=c, configured=config.relay_configured(c))
+                           for c in service.RELAYED_CHAINS])
+
+
+@router.post("/nodes/{chain}/broadcast")
+async def broadcast(chain: str, body: BroadcastIn, auth: Auth, session: DbSession,
+                    config: Config, info: Info) -> RelayedRead:
+    """Relay a BTC, TRON or SOL transaction signed offline; 409
+    ``chain_network_not_configured`` where the bank has no node for that chain. Sending the
+    same bytes again answers the same txid (``already_known``)."""
+    relayed = await service.relay(session, auth.user.id, chain=chain, signed=body.signed,
+                                  config=config, info=info)
+    return RelayedRead.of(relayed)
+
+
+@router.get("/nodes/{chain}/transactions/{txid}")
+async def relayed_transaction(chain: str, txid: str, auth: Auth,
+                              config: Config) -> RelayedRead:
+    """A relayed transaction's status as the node sees it (unknown to it: ``pending``)."""
+    return RelayedRead.of(await service.relayed_status(chain=chain, txid=txid, config=config))

@@ -31,6 +31,7 @@ MAX_FEE_SAT = 10_000_000  # 0.1 BTC: a larger fee is a mistake, not a choice
 RBF_SEQUENCE = 0xFFFF_FFFD
 CHANGE_PATH = "m/84'/0'/0'/1/{i}"
 _TXID = re.compile(r"^[0-9a-f]{64}$")
+_HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,3 +173,23 @@ def _check_input_is_ours(root: bip32.HDKey, index: int, scope: object) -> None:
     derived = root.derive(derivation.derivation).key.get_public_key()
     if derived != key or script.p2wpkh(derived).data != utxo.script_pubkey.data:
         raise PsbtInvalid(f"input {index}'s key or script does not match its derivation")
+
+
+def raw_transaction(text: str) -> str:
+    """The raw transaction (hex) to broadcast, from raw hex or from a signed PSBT (base64,
+    finalized or with every signature), as another signer may hand it over."""
+    text = text.strip()
+    if _HEX.match(text):
+        try:
+            return Transaction.parse(bytes.fromhex(text)).serialize().hex()
+        except Exception:  # embit raises assorted errors on malformed bytes
+            raise PsbtInvalid("not a Bitcoin transaction") from None
+    psbt = _parse(text)
+    try:
+        tx = finalize_psbt(psbt)
+    except Exception:  # a script embit cannot finalize
+        tx = None
+    if tx is None:
+        raise PsbtInvalid("the PSBT is not signed yet: sign every input first")
+    return tx.serialize().hex()
+

@@ -132,6 +132,170 @@ def sign_typed_data_cmd(file: Path = typer.Option(..., "--file", help="EIP-712 t
                                "signer": signed.signer}))
 
 
+@chains_app.command("psbt")
+def psbt_cmd(tx: Path = typer.Option(..., "--tx", help="The payment as JSON."),
+             passphrase_stdin: bool = PassphraseStdin) -> None:
+    """Build and sign a native SegWit (P2WPKH) Bitcoin payment offline, as a PSBT, with the
+    recovery phrase on standard input.
+
+    JSON: {"utxos": [{"txid", "vout", "amount_sat", "path": "m/84'/0'/0'/0/0"}],
+    "payments": [{"address", "amount_sat"}], "fee_sat", "change_index"} to build and sign, or
+    {"psbt": "<base64>"} to sign one built elsewhere. Prints JSON: the signed PSBT, the raw
+    transaction for `chains broadcast`, its txid and fee.
+    """
+    from bankwallet.chains import btc_psbt
+    from bankwallet.chains.errors import PsbtInvalid
+
+    with _guard():
+        fields = _read_json(tx, PsbtInvalid)
+        if not isinstance(fields, dict):
+            raise PsbtInvalid("the payment is a JSON object")
+        mnemonic, passphrase = _read_mnemonic("", passphrase_stdin)
+        psbt = fields.get("psbt")
+        if psbt is None:
+            psbt = btc_psbt.build_psbt(
+                mnemonic, passphrase=passphrase, utxos=_utxos(fields.get("utxos")),
+                payments=_payments(fields.get("payments")), fee_sat=_whole(fields, "fee_sat"),
+                change_index=_whole(fields, "change_index", 0)).psbt
+        if not isinstance(psbt, str):
+            raise PsbtInvalid("psbt is base64 text")
+        signed = btc_psbt.sign_psbt(psbt, mnemonic, passphrase=passphrase)
+        typer.echo(json.dumps({"txid": signed.txid, "raw": signed.raw,
+                               "fee_sat": signed.fee_sat, "psbt": psbt}))
+
+
+@chains_app.command("broadcast")
+def broadcast_cmd(chain: str = typer.Option(..., "--chain", help="BTC, TRON or SOL."),
+                  node: str | None = typer.Option(None, "--node", help="The node's URL "
+                                                  "(default: BANKWALLET_CHAIN_NETWORKS).")
+                  ) -> None:
+    """Broadcast a transaction signed offline, read from standard input: BTC raw hex (or a
+    signed PSBT), TRON `raw_hex`, SOL `transaction_base64` (what sign-tx and psbt print).
+
+    Prints JSON {"txid", "status", "already_known"}; a refusal prints its problem code and the
+    node's words on standard error (exit 2).
+    """
+    from bankwallet.chains import service
+
+    with _guard():
+        signed = _read_stdin(service.MAX_RELAY_CHARS, "signed transaction")
+        relayed = _run_on_node(chain, node, lambda client: service.broadcast_signed(
+            client, chain=chain, signed=signed))
+        typer.echo(json.dumps({"txid": relayed.txid, "status": relayed.status,
+                               "already_known": relayed.already_known}))
+
+
+@chains_app.command("tx-status")
+def tx_status_cmd(chain: str = typer.Option(..., "--chain", help="BTC, TRON or SOL."),
+                  txid: str = typer.Option(..., "--txid", help="As broadcast printed it."),
+                  node: str | None = typer.Option(None, "--node", help="The node's URL "
+                                                  "(default: BANKWALLET_CHAIN_NETWORKS).")
+                  ) -> None:
+    """Print a transaction's status on the node as JSON (unknown to the node: pending)."""
+    from bankwallet.chains import service
+
+    with _guard():
+        relayed = _run_on_node(chain, node, lambda client: service.status_of(
+            client, chain=chain, txid=txid))
+        typer.echo(json.dumps({"txid": relayed.txid, "status": relayed.status,
+                               "block_number": relayed.block_number,
+                               "confirmations": relayed.confirmations}))
+
+
+@chains_app.command("recent-block")
+def recent_block_cmd(chain: str = typer.Option(..., "--chain", help="TRON or SOL."),
+                     node: str | None = typer.Option(None, "--node", help="The node's URL "
+                                                     "(default: BANKWALLET_CHAIN_NETWORKS)."),
+                     expires_in_s: int = typer.Option(600, "--expires-in-s", min=60,
+                                                      max=24 * 3600,
+                                                      help="TRON: how long the signed "
+                                                      "transfer stays valid.")) -> None:
+    """Print, as JSON, the fields a TRON or SOL transfer is signed against (a recent block):
+    merge them into the --tx file of sign-tx on the offline machine."""
+    from bankwallet.chains import service
+    from bankwallet.connectors.chains.base import ChainFailure
+
+    async def fetch(client: Any) -> Any:
+        if service.relayed_chain(chain) == "TRON":
+            block = await client.reference_block()
+            if isinstance(block, ChainFailure):
+                return service.relay_ok(block)
+            return {"ref_block_bytes": block.ref_block_bytes,
+                    "ref_block_hash": block.ref_block_hash,
+                    "timestamp_ms": block.timestamp_ms,
+                    "expiration_ms": block.timestamp_ms + expires_in_s * 1000}
+        if service.relayed_chain(chain) == "SOL":
+            recent = await client.latest_blockhash()
+            if isinstance(recent, ChainFailure):
+                return service.relay_ok(recent)
+            return {"recent_blockhash": recent.blockhash}
+        raise service.ChainNotRelayed("a recent block is needed for TRON and SOL only")
+
+    with _guard():
+        typer.echo(json.dumps(_run_on_node(chain, node, fetch)))
+
+
+def _run_on_node(chain: str, node: str | None, work: Any) -> Any:
+    import asyncio
+
+    from bankwallet.chains import service
+
+    symbol = service.relayed_chain(chain)
+    if node is None:
+        from bankwallet.settings import get_settings
+
+        node = service.ChainConfig.from_settings(get_settings()).node_urls.get(symbol)
+        if node is None:
+            raise service.NetworkNotConfigured(
+                f"no {symbol} node configured: give --node URL or set "
+                f"BANKWALLET_CHAIN_NETWORKS='{{\"{symbol}\": \"http://...\"}}'")
+    if not node.startswith(("http://", "https://")):
+        raise typer.BadParameter("--node is an http:// or https:// URL")
+
+    async def run() -> Any:
+        client = service.relay_client_for(symbol, node)
+        try:
+            return await work(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def _utxos(value: Any) -> list[Any]:
+    from bankwallet.chains.btc_psbt import Utxo
+    from bankwallet.chains.errors import PsbtInvalid
+
+    if not isinstance(value, list) or not all(isinstance(u, dict) for u in value):
+        raise PsbtInvalid("utxos is a list of {txid, vout, amount_sat, path}")
+    try:
+        return [Utxo(str(u["txid"]).lower(), _whole(u, "vout"), _whole(u, "amount_sat"),
+                     str(u["path"])) for u in value]
+    except KeyError as exc:
+        raise PsbtInvalid(f"a coin has no {exc.args[0]}") from None
+
+
+def _payments(value: Any) -> list[Any]:
+    from bankwallet.chains.btc_psbt import Payment
+    from bankwallet.chains.errors import PsbtInvalid
+
+    if not isinstance(value, list) or not all(isinstance(p, dict) for p in value):
+        raise PsbtInvalid("payments is a list of {address, amount_sat}")
+    try:
+        return [Payment(str(p["address"]), _whole(p, "amount_sat")) for p in value]
+    except KeyError as exc:
+        raise PsbtInvalid(f"a payment has no {exc.args[0]}") from None
+
+
+def _whole(fields: dict[str, Any], name: str, default: int | None = None) -> int:
+    from bankwallet.chains.errors import PsbtInvalid
+
+    value = fields.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PsbtInvalid(f"{name} is a whole number")
+    return value
+
+
 @chains_app.command("validate-address")
 def validate_address_cmd(address: str, chain: str = Chain) -> None:
     """Print the address in canonical form, or why it is not valid (exit 2)."""
@@ -170,6 +334,15 @@ def _read_mnemonic(passphrase: str, passphrase_stdin: bool) -> tuple[Any, str]:
     return parse_mnemonic(text), passphrase
 
 
+def _read_stdin(limit: int, what: str) -> str:
+    if sys.stdin.isatty():
+        typer.echo(f"{what} (end with Ctrl-D):", err=True)
+    text = sys.stdin.read(limit + 1)
+    if len(text) > limit:
+        raise typer.BadParameter(f"standard input is longer than {limit} characters")
+    return text.strip()
+
+
 def _read_secret(what: str) -> str:
     if sys.stdin.isatty():
         return getpass.getpass(f"{what}: ")
@@ -200,7 +373,9 @@ def _guard() -> Iterator[None]:
     except (typer.Exit, typer.Abort, typer.BadParameter):
         raise
     except BankwalletError as exc:
-        typer.echo(f"error: {exc.detail}", err=True)
+        node_message = exc.extra.get("node_message")  # a node's refusal: its rule, no secret
+        typer.echo(f"error: {exc.code}: {exc.detail}"
+                   + (f" (node: {node_message})" if node_message else ""), err=True)
         raise typer.Exit(2) from None
     except Exception as exc:  # never let a traceback (with locals) print a secret
         typer.echo(f"error: unexpected {type(exc).__name__} (details withheld: they may "

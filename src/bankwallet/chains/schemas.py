@@ -172,7 +172,8 @@ class HoldingRead(BaseModel):
     chain: str
     chain_name: str
     address: str
-    status: Literal["ok", "not_configured", "unreachable", "wrong_network", "error"]
+    status: Literal["ok", "not_configured", "unreachable", "wrong_network", "error",
+                    "no_account"]
     native: AssetBalanceRead
     tokens: list[AssetBalanceRead]
 
@@ -355,3 +356,34 @@ class OwnAddressRead(BaseModel):
 class AddressBookRead(BaseModel):
     own: list[OwnAddressRead]
     saved: list[AddressBookEntryRead]
+
+
+class BroadcastIn(_In):
+    """A transaction signed offline: Bitcoin raw hex or a signed PSBT (base64), TRON's signed
+    protobuf in hex (``raw_hex``), Solana's wire transaction in base64."""
+
+    signed: Annotated[str, StringConstraints(min_length=1, max_length=service.MAX_RELAY_CHARS)]
+
+
+class RelayedRead(BaseModel):
+    chain: str
+    txid: str
+    status: Literal["pending", "confirmed", "failed"]
+    already_known: bool = False
+    block_number: int | None = None
+    confirmations: int = 0
+
+    @classmethod
+    def of(cls, relayed: service.Relayed) -> RelayedRead:
+        return cls(chain=relayed.chain, txid=relayed.txid, status=relayed.status,
+                   already_known=relayed.already_known, block_number=relayed.block_number,
+                   confirmations=relayed.confirmations)
+
+
+class NodeRead(BaseModel):
+    chain: str
+    configured: bool
+
+
+class NodeList(BaseModel):
+    nodes: list[NodeRead]

@@ -69,6 +69,7 @@ from bankwallet.chains.models import (
 )
 from bankwallet.chains.registry import CHAINS, Family, get_chain
 from bankwallet.connectors.chains.base import (
+    BroadcastClient,
     ChainFailure,
     ExecutionReverted,
     FeeEstimate,
@@ -264,13 +265,43 @@ class SendDenied(Forbidden):
     title = "This transaction cannot be sent"
 
 
+class ChainNotRelayed(InvalidInput):
+    code = "chain_not_relayed"
+    title = "Signed transactions are relayed for BTC, TRON and SOL"
+
+
+class RelayFeeTooLow(TransactionRejected):
+    code = "chain_fee_too_low"
+    title = "The network refused the transaction: its fee is too low"
+
+
+class RelayInputsMissingOrSpent(TransactionRejected):
+    code = "chain_inputs_missing_or_spent"
+    title = "The network refused the transaction: a coin it spends is unknown or spent"
+
+
+class RelayTransactionExpired(TransactionRejected):
+    code = "chain_transaction_expired"
+    title = "The network refused the transaction: it was signed against a block too old"
+
+
+class RelayTransactionInvalid(TransactionRejected):
+    code = "chain_transaction_invalid"
+    title = "The network refused the transaction: it is malformed or wrongly signed"
+
+
+class RelayInsufficientFunds(TransactionRejected):
+    code = "chain_insufficient_funds"
+    title = "The network refused the transaction: the sender holds too little"
+
+
 # -- configuration -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class TokenSpec:
     chain: str
-    address: str  # EIP-55
+    address: str  # EIP-55; base58 on TRON (TRC-20 contract) and SOL (SPL mint)
     symbol: str
     decimals: int
 
@@ -287,6 +318,9 @@ class ChainConfig:
     URLs may carry a provider's API key: they are never logged nor shown."""
 
     urls: dict[str, str] = field(default_factory=dict)
+    # Nodes that relay transactions signed offline: Bitcoin Core JSON-RPC (credentials in
+    # the URL), a TRON full node's HTTP API, a Solana JSON-RPC endpoint.
+    node_urls: dict[str, str] = field(default_factory=dict)
     chain_ids: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, tuple[TokenSpec, ...]] = field(default_factory=dict)
     timeout_s: float = 10.0
@@ -296,14 +330,18 @@ class ChainConfig:
 
     @classmethod
     def from_settings(cls, settings: Any) -> ChainConfig:
-        urls = {chain: url for chain, url in _evm_keyed(settings.chain_networks, "network")
-                if isinstance(url, str) and url.startswith(("http://", "https://"))}
+        networks = {key: url for key, url in (settings.chain_networks or {}).items()
+                    if isinstance(url, str) and url.startswith(("http://", "https://"))}
+        relayed = {str(key).strip().upper(): url for key, url in networks.items()
+                   if str(key).strip().upper() in NODE_CHAINS}
+        urls = dict(_evm_keyed({k: v for k, v in networks.items()
+                                if str(k).strip().upper() not in NODE_CHAINS}, "network"))
         chain_ids = {chain: int(value) for chain, value
                      in _evm_keyed(settings.chain_network_ids, "chain id")
                      if 0 < int(value) < 2**63}
         tokens = {chain: _token_specs(chain, entries)
-                  for chain, entries in _evm_keyed(settings.chain_tokens, "tokens")}
-        return cls(urls=urls, chain_ids=chain_ids, tokens=tokens,
+                  for chain, entries in _token_keyed(settings.chain_tokens)}
+        return cls(urls=urls, node_urls=relayed, chain_ids=chain_ids, tokens=tokens,
                    timeout_s=settings.chain_rpc_timeout_s,
                    confirmations=settings.chain_confirmations,
                    pin=PinPolicy(settings.chain_pin_max_failures, settings.chain_pin_lockout_s),
@@ -336,6 +374,68 @@ class ChainConfig:
         async with EvmJsonRpcClient(url, timeout_s=self.timeout_s) as client:
             yield client
 
+    def relay_configured(self, chain: str) -> bool:
+        return chain in self.node_urls
+
+    @contextlib.asynccontextmanager
+    async def relay_client(self, chain: str) -> AsyncIterator[BroadcastClient]:
+        """The client of the node that relays ``chain``'s transactions (BTC, TRON, SOL)."""
+        symbol = relayed_chain(chain)
+        url = self.node_urls.get(symbol)
+        if url is None:
+            raise no_node_configured(symbol)
+        client = relay_client_for(symbol, url, timeout_s=self.timeout_s)
+        try:
+            yield client
+        finally:
+            await client.aclose()
+
+
+RELAYED_CHAINS: Final = ("BTC", "TRON", "SOL")
+# Chains with a node of their own for balances: the relayed ones, Aptos and EOS, and
+# Polkadot and Kusama (a Substrate node's JSON-RPC; a local network: "#genesis=0x…" on the URL).
+NODE_CHAINS: Final = (*RELAYED_CHAINS, "APT", "EOS", "DOT", "KSM")
+# Non-EVM chains whose tokens (TRC-20 contracts, SPL mints, base58) chain_tokens may list.
+NODE_TOKEN_CHAINS: Final = ("TRON", "SOL")
+
+
+def balance_client_for(chain: str, url: str, *, timeout_s: float = 10.0) -> Any:
+    """A client reading balances from a node of ``chain`` (one of ``NODE_CHAINS``)."""
+    from bankwallet.connectors.chains.aptos import AptosRestClient
+    from bankwallet.connectors.chains.eos import EosChainClient
+
+    symbol = get_chain(chain).symbol
+    if symbol == "APT":
+        return AptosRestClient(url, timeout_s=timeout_s)
+    if symbol == "EOS":
+        return EosChainClient(url, timeout_s=timeout_s)
+    if symbol in ("DOT", "KSM"):
+        from bankwallet.connectors.chains.substrate import SubstrateRpcClient
+
+        return SubstrateRpcClient(symbol, url, timeout_s=timeout_s)
+    return relay_client_for(symbol, url, timeout_s=timeout_s)
+
+
+def no_node_configured(chain: str) -> NetworkNotConfigured:
+    return NetworkNotConfigured(f"No {get_chain(chain).name} node is configured.")
+
+
+def relayed_chain(chain: str) -> str:
+    symbol = get_chain(chain).symbol
+    if symbol not in RELAYED_CHAINS:
+        raise ChainNotRelayed()
+    return symbol
+
+
+def relay_client_for(chain: str, url: str, *, timeout_s: float = 10.0) -> BroadcastClient:
+    """A client for a node of ``chain`` at ``url`` (also for the CLI's ``--node``)."""
+    from bankwallet.connectors.chains.bitcoin import BitcoinCoreClient
+    from bankwallet.connectors.chains.solana import SolanaRpcClient
+    from bankwallet.connectors.chains.tron import TronHttpClient
+
+    kinds = {"BTC": BitcoinCoreClient, "TRON": TronHttpClient, "SOL": SolanaRpcClient}
+    return kinds[relayed_chain(chain)](url, timeout_s=timeout_s)
+
 
 def _evm_keyed(mapping: dict[str, Any], what: str) -> Iterable[tuple[str, Any]]:
     for key, value in (mapping or {}).items():
@@ -344,6 +444,16 @@ def _evm_keyed(mapping: dict[str, Any], what: str) -> Iterable[tuple[str, Any]]:
             log.warning("chains: ignoring a %s for %r: not an EVM chain", what, str(key)[:16])
             continue
         yield chain.symbol, value
+
+
+def _token_keyed(mapping: dict[str, Any]) -> Iterable[tuple[str, Any]]:
+    """chain_tokens of the EVM chains, TRON (TRC-20) and Solana (SPL mints)."""
+    evm = {k: v for k, v in (mapping or {}).items()
+           if str(k).strip().upper() not in NODE_TOKEN_CHAINS}
+    yield from _evm_keyed(evm, "tokens")
+    for key, value in (mapping or {}).items():
+        if str(key).strip().upper() in NODE_TOKEN_CHAINS:
+            yield str(key).strip().upper(), value
 
 
 def _token_specs(chain: str, entries: Any) -> tuple[TokenSpec, ...]:
@@ -983,7 +1093,7 @@ class AssetBalance:
 class Holding:
     chain: str
     address: str
-    # ok | not_configured | unreachable | wrong_network | error
+    # ok | not_configured | unreachable | wrong_network | error | no_account (EOS)
     status: str
     native: AssetBalance
     tokens: tuple[AssetBalance, ...] = ()
@@ -991,11 +1101,68 @@ class Holding:
 
 async def portfolio(session: AsyncSession, user_id: uuid.UUID, wallet_id: uuid.UUID, *,
                     config: ChainConfig) -> list[Holding]:
-    """Balances per EVM chain of the wallet; a chain without a reachable network says so."""
+    """Balances per EVM chain of the wallet, and on BTC, TRON, SOL, APT and EOS (with TRC-20
+    and SPL tokens) where a node is configured; a chain without a reachable network says so."""
     with session.no_autoflush:  # no write (SQLite: no lock) is held while the network answers
         view = await get_wallet(session, user_id, wallet_id)
     evm = [a for a in view.addresses if get_chain(a.chain).family is Family.EVM]
-    return list(await asyncio.gather(*(_holding(config, a) for a in evm)))
+    # The other chains are shown where the bank has a node for them (none: not listed; the
+    # broadcast page says which chains have one).
+    relayed = [a for a in view.addresses if a.chain in NODE_CHAINS
+               and config.relay_configured(a.chain)]
+    found: list[Holding | list[Holding]] = list(await asyncio.gather(
+        *(_holding(config, a) for a in evm), *(_node_holdings(config, a) for a in relayed)))
+    return [h for item in found for h in (item if isinstance(item, list) else [item])]
+
+
+MAX_EOS_ACCOUNTS: Final = 10  # accounts shown per EOS key
+
+
+async def _node_holdings(config: ChainConfig, address: Address) -> list[Holding]:
+    """A chain read from a node of its own. EOS: the wallet holds a public key, and accounts
+    are names registered on chain with it: one holding per account the key controls, or
+    ``no_account`` (an imported watch-only EOS address is an account name already)."""
+    spec = get_chain(address.chain)
+    client = balance_client_for(spec.symbol, config.node_urls[spec.symbol],
+                                timeout_s=config.timeout_s)
+    try:
+        owners: Any = [address.address]
+        if spec.family is Family.EOS and address.address.startswith(("EOS", "PUB_")):
+            owners = await client.key_accounts(address.address)
+            if isinstance(owners, ChainFailure):
+                return [_node_failed(config, spec.symbol, address.address, owners)]
+            if not owners:
+                return [Holding(spec.symbol, address.address, "no_account",
+                                AssetBalance(spec.native_symbol, spec.decimals, None))]
+        return [await _node_holding(client, config, spec.symbol, owner)
+                for owner in owners[:MAX_EOS_ACCOUNTS]]
+    finally:
+        await client.aclose()
+
+
+def _node_failed(config: ChainConfig, chain: str, owner: str, failure: ChainFailure) -> Holding:
+    spec = get_chain(chain)
+    status = {"network_unreachable": "unreachable",
+              "wrong_network": "wrong_network"}.get(failure.code, "error")
+    return Holding(chain, owner, status, AssetBalance(spec.native_symbol, spec.decimals, None),
+                   tuple(AssetBalance(t.symbol, t.decimals, None, t.address)
+                         for t in config.tokens_of(chain)))
+
+
+async def _node_holding(client: Any, config: ChainConfig, chain: str, owner: str) -> Holding:
+    spec = get_chain(chain)
+    balance = await client.get_balance(owner)
+    if isinstance(balance, ChainFailure):
+        return _node_failed(config, chain, owner, balance)
+    found = []
+    for token in config.tokens_of(chain) if chain in NODE_TOKEN_CHAINS else ():
+        held = await client.get_token_balance(token.address, owner)
+        found.append(AssetBalance(token.symbol, token.decimals,
+                                  None if isinstance(held, ChainFailure)
+                                  else held.balance_minor, token.address))
+    return Holding(chain, owner, "ok",
+                   AssetBalance(spec.native_symbol, spec.decimals, balance.balance_minor),
+                   tuple(found))
 
 
 async def _holding(config: ChainConfig, address: Address) -> Holding:
@@ -1318,6 +1485,113 @@ async def refresh_by_id(session: AsyncSession, tx_id: uuid.UUID, *,
     row = await session.get(ChainTransaction, tx_id)
     if row is not None and row.status in OPEN_STATUSES:
         await refresh(session, row, config=config)
+
+
+# -- relaying transactions signed offline (BTC, TRON, SOL) --------------------------------------
+
+
+MAX_RELAY_CHARS: Final = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """A transaction signed elsewhere, as the chain's node sees it now."""
+
+    chain: str
+    txid: str  # Bitcoin and TRON: hex; Solana: the first signature, base58
+    status: str  # pending | confirmed | failed
+    already_known: bool = False
+    block_number: int | None = None  # Solana: the slot
+    confirmations: int = 0
+
+
+def relay_payload(chain: str, text: str) -> str:
+    """What the node takes: Bitcoin raw hex (a finalized PSBT in base64 is extracted first),
+    TRON's signed protobuf in hex, Solana's wire transaction in base64."""
+    symbol = relayed_chain(chain)
+    text = (text or "").strip()
+    if not text or len(text) > MAX_RELAY_CHARS:
+        raise InvalidInput("paste the signed transaction")
+    if symbol == "BTC":
+        from bankwallet.chains.btc_psbt import raw_transaction
+
+        return raw_transaction(text)
+    return text.removeprefix("0x") if symbol == "TRON" else text
+
+
+async def relay(session: AsyncSession, user_id: uuid.UUID, *, chain: str, signed: str,
+                config: ChainConfig, info: RequestInfo | None = None) -> Relayed:
+    """Broadcast a transaction the customer signed offline (``chains sign-tx``, a PSBT signer,
+    another wallet) through the bank's node. The bank holds nothing here: it passes bytes on,
+    which is safe to repeat (the same bytes are the same transaction)."""
+    symbol = relayed_chain(chain)
+    if not config.relay_configured(symbol):
+        raise no_node_configured(symbol)  # whatever was pasted: first say there is no node
+    raw = relay_payload(symbol, signed)  # refuse malformed input before reaching the node
+    async with config.relay_client(symbol) as client:
+        relayed = await broadcast_signed(client, chain=symbol, signed=raw)
+    await audit.record(session, action="chains.transaction.relayed", actor_type="user",
+                       actor_id=str(user_id), subject_type="chains_relayed",
+                       subject_id=relayed.txid[:128], ip=info.ip if info else None,
+                       user_agent=info.user_agent if info else None,
+                       data={"chain": symbol, "already_known": relayed.already_known})
+    return relayed
+
+
+async def broadcast_signed(client: BroadcastClient, *, chain: str, signed: str) -> Relayed:
+    """Send through ``client`` and look once at what the node says of it (the CLI's path)."""
+    symbol = relayed_chain(chain)
+    sent = relay_ok(await client.send_raw_transaction(relay_payload(symbol, signed)))
+    receipt = await client.get_receipt(sent.tx_hash)
+    return _relayed(symbol, sent.tx_hash, receipt, already_known=sent.already_known)
+
+
+async def relayed_status(*, chain: str, txid: str, config: ChainConfig) -> Relayed:
+    symbol = relayed_chain(chain)
+    async with config.relay_client(symbol) as client:
+        return await status_of(client, chain=symbol, txid=txid)
+
+
+async def status_of(client: BroadcastClient, *, chain: str, txid: str) -> Relayed:
+    symbol = relayed_chain(chain)
+    txid = (txid or "").strip()
+    if not 0 < len(txid) <= 128:
+        raise InvalidInput("a transaction id is 1 to 128 characters")
+    return _relayed(symbol, txid, relay_ok(await client.get_receipt(txid)))
+
+
+def _relayed(chain: str, txid: str, receipt: TxReceipt | ChainFailure, *,
+             already_known: bool = False) -> Relayed:
+    if not isinstance(receipt, TxReceipt):  # sent; the status is not known yet
+        return Relayed(chain, txid, PENDING, already_known)
+    status = {TxStatus.CONFIRMED: CONFIRMED, TxStatus.FAILED: FAILED}.get(receipt.status,
+                                                                          PENDING)
+    return Relayed(chain, receipt.tx_hash, status, already_known, receipt.block_number,
+                   receipt.confirmations)
+
+
+_RELAY_REJECTIONS: Final[dict[str, type[TransactionRejected]]] = {
+    "fee_too_low": RelayFeeTooLow,
+    "inputs_missing_or_spent": RelayInputsMissingOrSpent,
+    "transaction_expired": RelayTransactionExpired,
+    "invalid_transaction": RelayTransactionInvalid,
+    "insufficient_funds": RelayInsufficientFunds,
+}
+
+
+def relay_ok(result: Any) -> Any:
+    """A relay client's result, or the problem its ``ChainFailure`` is for the customer;
+    the node's own words go along (they name the rule, never a secret)."""
+    if not isinstance(result, ChainFailure):
+        return result
+    if isinstance(result, NetworkUnreachable):
+        raise NetworkUnavailable()
+    rejection = _RELAY_REJECTIONS.get(result.code)
+    if rejection is None:
+        if result.retryable:
+            raise ChainNodeError(node_message=result.message[:300])
+        rejection = TransactionRejected
+    raise rejection(node_message=result.message[:300], reason=result.code)
 
 
 # -- signing messages --------------------------------------------------------------------------

@@ -200,6 +200,42 @@ async def address_book_remove(entry_id: uuid.UUID, auth: Auth, session: DbSessio
     return RedirectResponse("/crypto/address-book", status_code=303)
 
 
+# -- relaying a transaction signed offline (BTC, TRON, SOL) -------------------------------------
+# Declared before /crypto/{wallet_id}, which would otherwise take "broadcast" for a wallet id.
+
+
+def _broadcast_page(request: Request, *, error: dict[str, Any] | None = None,
+                    relayed: service.Relayed | None = None, chain: str = "BTC",
+                    signed: str = "", status_code: int = 200) -> HTMLResponse:
+    config = chain_config(request)
+    nodes = [{"symbol": c, "name": get_chain(c).name, "configured": config.relay_configured(c)}
+             for c in service.RELAYED_CHAINS]
+    return _page(request, "chains/broadcast.html",
+                 {"nodes": nodes, "error": error, "relayed": relayed, "chain": chain,
+                  "signed": signed}, status_code=status_code)
+
+
+@router.get("/crypto/broadcast", response_class=HTMLResponse)
+async def broadcast_page(request: Request, session: DbSession) -> Response:
+    if await _viewer(request, session) is None:
+        return _login_redirect("/crypto/broadcast")
+    return _broadcast_page(request)
+
+
+@router.post("/crypto/broadcast")
+async def broadcast(request: Request, auth: Auth, session: DbSession,
+                    chain: Annotated[str, Form(max_length=16)],
+                    signed: Annotated[str, Form(max_length=service.MAX_RELAY_CHARS)]) -> Response:
+    try:
+        relayed = await service.relay(session, auth.user.id, chain=chain, signed=signed,
+                                      config=chain_config(request), info=client_info(request))
+    except BankwalletError as exc:
+        # A signed transaction is no secret: it goes back in the form to be corrected.
+        return _broadcast_page(request, error=_error(exc), chain=chain, signed=signed,
+                               status_code=exc.status)
+    return _broadcast_page(request, relayed=relayed, chain=relayed.chain)
+
+
 @router.get("/crypto/{wallet_id}", response_class=HTMLResponse)
 async def wallet_page(request: Request, wallet_id: uuid.UUID, session: DbSession) -> Response:
     auth = await _viewer(request, session)

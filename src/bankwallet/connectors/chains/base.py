@@ -1,4 +1,6 @@
-"""The interface every chain family's client implements (EVM today; others later).
+"""The interface every chain family's client implements: ``ChainClient`` for EVM chains, and
+its broadcasting half ``BroadcastClient`` for the others (Bitcoin Core, a TRON full node, Solana
+JSON-RPC), which relay transactions signed offline and follow them.
 
 A client reads a chain and sends transactions that were signed elsewhere: it holds no keys,
 never touches the database, and never raises for what the network or the node did. Every
@@ -6,7 +8,9 @@ method returns its result or a ``ChainFailure`` subclass, so the caller decides 
 "network unreachable" for ``NetworkUnreachable``, a wallet service re-tries the ``retryable``
 ones). Amounts are integers in the chain's smallest unit (wei for ether, the token's base unit
 for a token: decimals are not applied here). Addresses are 0x hex strings; results use the
-EIP-55 checksummed form.
+EIP-55 checksummed form. On other families amounts are satoshi, sun and lamports, addresses and
+transaction ids are as the chain writes them (bech32, base58, hex), and a "raw transaction" is
+hex (Bitcoin, TRON's protobuf) or base64 (Solana's wire format).
 
 An unknown provider status maps to ``TxStatus.PENDING``, never to success or failure.
 """
@@ -102,6 +106,22 @@ class InvalidTransaction(ChainFailure):
 
 
 @dataclass(frozen=True, slots=True)
+class InputsMissingOrSpent(ChainFailure):
+    """Bitcoin: a coin the transaction spends does not exist or is spent already (by a
+    confirmed transaction, or by another one waiting in the mempool)."""
+
+    code: ClassVar[str] = "inputs_missing_or_spent"
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionExpired(ChainFailure):
+    """Signed against a block that is too old (Solana's recent blockhash, TRON's reference
+    block and expiration): sign it again against a recent one."""
+
+    code: ClassVar[str] = "transaction_expired"
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionReverted(ChainFailure):
     """A call or a gas estimate ran into a revert; ``data`` holds the revert data if any."""
 
@@ -111,7 +131,11 @@ class ExecutionReverted(ChainFailure):
 @dataclass(frozen=True, slots=True)
 class NativeBalance:
     address: str
-    balance_wei: int
+    balance_wei: int  # the smallest unit of the chain's coin (satoshi, sun, lamports off EVM)
+
+    @property
+    def balance_minor(self) -> int:
+        return self.balance_wei
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,10 +206,28 @@ class TxReceipt:
 
 
 @runtime_checkable
-class ChainClient(Protocol):
-    async def chain_id(self) -> int | ChainFailure: ...
+class BroadcastClient(Protocol):
+    """What every family's client does: a balance, relay signed bytes, follow a transaction.
+
+    ``get_receipt`` of a transaction the node does not know is ``PENDING`` (it may still be
+    on its way); ``confirmations`` counts blocks (Bitcoin, TRON) or slots (Solana)."""
 
     async def get_balance(self, address: str) -> NativeBalance | ChainFailure: ...
+
+    async def send_raw_transaction(self, raw: str, /) -> SentTransaction | ChainFailure:
+        """Broadcast signed bytes. Safe to repeat: the same bytes are the same transaction."""
+        ...
+
+    async def get_receipt(self, tx_hash: str, /) -> TxReceipt | ChainFailure: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ChainClient(BroadcastClient, Protocol):
+    """An EVM chain: also tokens, nonces, gas."""
+
+    async def chain_id(self) -> int | ChainFailure: ...
 
     async def get_token_balance(self, token: str,
                                 address: str) -> TokenBalance | ChainFailure: ...
@@ -197,11 +239,3 @@ class ChainClient(Protocol):
     async def estimate_fees(self) -> FeeEstimate | ChainFailure: ...
 
     async def estimate_gas(self, tx: TxRequest) -> int | ChainFailure: ...
-
-    async def send_raw_transaction(self, raw_hex: str) -> SentTransaction | ChainFailure:
-        """Broadcast signed bytes. Safe to repeat: the same bytes are the same transaction."""
-        ...
-
-    async def get_receipt(self, tx_hash: str) -> TxReceipt | ChainFailure: ...
-
-    async def aclose(self) -> None: ...

@@ -21,6 +21,7 @@ from eth_abi.exceptions import DecodingError
 from eth_utils import function_signature_to_4byte_selector, is_address, keccak
 from eth_utils import to_checksum_address as checksum
 
+from bankwallet.connectors.chains._http import NodeClient, new_http
 from bankwallet.connectors.chains.base import (
     ChainFailure,
     ExecutionReverted,
@@ -86,25 +87,14 @@ class Erc20Transfer:
     amount_minor: int
 
 
-class EvmJsonRpcClient:
+class EvmJsonRpcClient(NodeClient):
     """A ``ChainClient`` for one EVM chain's JSON-RPC endpoint. Close it with ``aclose``."""
 
     def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S, *,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        assert 0 < timeout_s <= 300
         self.url = url
-        self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport,
-                                       headers={"content-type": "application/json"})
+        self._http = new_http(timeout_s, transport)
         self._ids = itertools.count(1)
-
-    async def __aenter__(self) -> EvmJsonRpcClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     # -- ChainClient ------------------------------------------------------------------------
 
