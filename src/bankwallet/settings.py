@@ -18,6 +18,12 @@ class Settings(BaseSettings):
     env: Literal["dev", "test", "prod"] = "dev"
     database_url: str = DEFAULT_DATABASE_URL
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # Test each pooled PostgreSQL connection before use. Off by default: the test costs three
+    # round trips per checkout (a dozen or more per money-moving request). Without it, a
+    # connection the server dropped fails the one request that draws it, the pool is then
+    # refreshed, and a retry with the same Idempotency-Key is safe. Connections are recycled
+    # after 30 minutes either way.
+    database_pre_ping: bool = False
     log_level: str = "INFO"
     log_json: bool = True
     default_locale: Literal["en", "zh_CN"] = "zh_CN"
@@ -108,10 +114,13 @@ class Settings(BaseSettings):
     def _empty_corebanking_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    # Chains (the self-custody crypto wallet). JSON-RPC URL per EVM chain, e.g.
-    # {"ETH": "https://..."}: a chain without one shows "no network" instead of balances. A
+    # Chains (the self-custody crypto wallet). A node URL per chain: JSON-RPC for the EVM
+    # chains, BTC (Bitcoin Core, credentials in the URL) and SOL, the full-node HTTP API for
+    # TRON, e.g. {"ETH": "https://...", "BTC": "http://user:pass@host:8332"}: a chain without
+    # one shows "no network" instead of balances and cannot broadcast. A
     # test network's EIP-155 chain id (the sandbox chain: 1337) goes in chain_network_ids;
-    # chain_tokens lists the ERC-20 tokens shown per chain:
+    # APT (fullnode REST) and EOS (chain API) take a node for balances too.
+    # chain_tokens lists the tokens shown per chain (ERC-20; TRON: TRC-20, SOL: SPL mints):
     # {"ETH": [{"address": "0x...", "symbol": "USDT", "decimals": 6}]}.
     chain_networks: dict[str, str] = Field(default_factory=dict)
     chain_network_ids: dict[str, int] = Field(default_factory=dict)

@@ -167,6 +167,8 @@ PUBLIC_API = {
 # Called by the card processor, authenticated by their signature instead of a session: refused
 # (400 unsigned, 503 while no gateway is configured) but never 2xx without one.
 WEBHOOKS = {("POST", "/api/v1/cards/gateway/webhooks")}
+# Called by a merchant's server with its secret API key; a customer's cookie is no credential.
+API_KEY_ONLY = {("POST", "/api/v1/consumer-code-charges")}
 
 
 def _api_routes(client: TestClient) -> list[tuple[str, str, str]]:
@@ -218,6 +220,10 @@ def test_every_unsafe_route_refuses_a_cookie_without_its_csrf_token(client: Test
         if method == "GET" or (method, pattern) in PUBLIC_API | WEBHOOKS:
             continue
         r = client.request(method, path, json={})
+        if (method, pattern) in API_KEY_ONLY:
+            if r.status_code != 401:
+                wrong.append(f"{method} {pattern}: {r.status_code} with only a cookie")
+            continue
         code = "forbidden" if pattern.startswith("/api/v1/ledger") else "csrf_failed"
         if r.status_code != 403 or r.json()["code"] != code:
             wrong.append(f"{method} {pattern}: {r.status_code} {r.text[:80]}")

@@ -28,9 +28,13 @@ async def fresh_db(fresh_db_url: str):
 
 
 async def record_many(db: Database, count: int, **fields: object) -> list[uuid.UUID]:
+    """Record ``count`` events in one transaction, then chain them (as the background job
+    does on PostgreSQL; on SQLite they are chained as they are written)."""
     async with db.unit_of_work() as session:
-        return [await audit.record(session, action="test.event.recorded", data={"n": i},
-                                   **fields) for i in range(count)]
+        ids = [await audit.record(session, action="test.event.recorded", data={"n": i},
+                                  **fields) for i in range(count)]
+    await audit.chain_pending(db.engine)
+    return ids
 
 
 async def test_events_chain_to_each_other_and_the_head(db: Database) -> None:
@@ -90,6 +94,7 @@ async def test_concurrent_writers_keep_one_chain_without_gaps(pg_url: str) -> No
                     await asyncio.sleep(0)
 
         await asyncio.gather(*(writer(n) for n in range(30)))
+        await audit.chain_pending(db.engine)
         async with db.sessionmaker() as session:
             seqs = (await session.execute(select(AuditEvent.seq).where(
                 AuditEvent.seq > start).order_by(AuditEvent.seq))).scalars().all()
@@ -192,3 +197,53 @@ async def test_bad_fields_are_programming_errors(db: Database) -> None:
             await audit.record(session, action="test.event.x", subject_id="s" * 500)
         with pytest.raises(ValueError):
             await audit.record(session, action="test.event.x", data={"blob": "x" * 10_000})
+
+
+@pytest.mark.postgres
+async def test_writers_do_not_wait_for_each_other_on_postgres(pg_url: str) -> None:
+    """An open transaction that recorded an event does not hold up another writer (the head's
+    lock used to queue every audited request until it committed)."""
+    db = Database(pg_url)
+    try:
+        async with db.sessionmaker() as first:
+            await audit.record(first, action="test.event.slow", subject_type="probe",
+                               subject_id="slow")
+            # `first` stays open and uncommitted while another writer records and commits.
+            async with asyncio.timeout(5):
+                async with db.unit_of_work() as second:
+                    other = await audit.record(second, action="test.event.fast",
+                                               subject_type="probe", subject_id="fast")
+            async with db.sessionmaker() as reader:  # reading chains what was committed
+                [event] = await audit.list_events(reader, subject_type="probe",
+                                                  subject_id="fast")
+                await reader.commit()
+            assert event.id == other and event.seq is not None and event.hash is not None
+            await first.commit()
+        assert await audit.verify_chain(db.engine) == []
+        async with db.sessionmaker() as session:
+            unchained = (await session.execute(select(func.count()).select_from(AuditEvent)
+                                               .where(AuditEvent.seq.is_(None)))).scalar_one()
+        assert unchained == 0
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_the_background_job_chains_committed_events(pg_url: str) -> None:
+    db = Database(pg_url)
+    job = asyncio.create_task(audit.chain_forever(db.engine, interval_s=0.05))
+    try:
+        async with db.unit_of_work() as session:
+            event_id = await audit.record(session, action="test.event.background")
+        for _ in range(100):
+            async with db.sessionmaker() as session:
+                seq = (await session.execute(select(AuditEvent.seq).where(
+                    AuditEvent.id == event_id))).scalar_one()
+            if seq is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert seq is not None
+    finally:
+        job.cancel()
+        await asyncio.gather(job, return_exceptions=True)
+        await db.dispose()

@@ -274,3 +274,20 @@ def test_configure_logging_plain_text_is_redacted_too(capsys: pytest.CaptureFixt
     assert "invisible" not in err
     [line] = [line for line in err.splitlines() if "bankwallet.test.plain" in line]
     assert line.endswith(f"INFO bankwallet.test.plain paid with {MASK}")
+
+
+def test_http_client_request_lines_stay_out_of_the_log(capsys) -> None:
+    """httpx logs each request's URL at INFO; a node URL may carry an API key in its path."""
+    import httpx
+
+    configure_logging("INFO", json=True)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"ok": True})
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        assert client.get("https://node.example/v3/secret-project-key").status_code == 200
+    logging.getLogger("bankwallet.test").info("after the request")
+    err = capsys.readouterr().err
+    assert "after the request" in err
+    assert "secret-project-key" not in err

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import random
@@ -27,6 +28,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import servers
 from conftest import (
     _pg_reachable,
     create_pg_database,
@@ -300,35 +302,16 @@ class Process:
     def __init__(self, args: list[str], *, env: dict[str, str], workdir: Path, name: str,
                  health_url: str) -> None:
         self.log_path = workdir / f"{name}.log"
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(args, cwd=workdir, env=env, stdout=log,
-                                            stderr=subprocess.STDOUT)
+        self.process = servers.start(args, env=env, cwd=workdir, log_path=self.log_path)
         self.health_url = health_url
 
     def wait_healthy(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"{self.log_path.name} exited with {self.process.returncode}:\n"
-                            f"{self.log_path.read_text()[-4000:]}")
-            try:
-                if httpx.get(self.health_url, timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"{self.log_path.name} did not start:\n{self.log_path.read_text()[-4000:]}")
+        servers.wait_until_ready(self.health_url, self.process, self.log_path, path="",
+                                 timeout_s=START_TIMEOUT_S, name=self.log_path.name,
+                                 poll_s=0.05)
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        servers.stop(self.process)
 
 
 @dataclass
@@ -497,13 +480,12 @@ def launch_live(db_url: str, workdir: Path, key_path: Path, *,
            "BANKWALLET_SANDBOX_BANK_SECRET": secret}
     live = LiveWallet(db_url, wallet_url, bank_url, secret, env, workdir)
     live.processes.append(Process(
-        [sys.executable, "-m", "bankwallet", "sandbox-bank", "--host", "127.0.0.1", "--port",
-         str(bank_port), "--webhook-url", f"{wallet_url}/webhooks/corebanking"],
+        servers.bankwallet("sandbox-bank", "--host", "127.0.0.1", "--port", str(bank_port),
+                           "--webhook-url", f"{wallet_url}/webhooks/corebanking"),
         env=env, workdir=workdir, name=f"sandbox-bank-{bank_port}",
         health_url=f"{bank_url}/healthz"))
     live.processes.append(Process(
-        [sys.executable, "-m", "bankwallet", "serve", "--host", "127.0.0.1", "--port",
-         str(wallet_port)], env={**env, **(extra_env or {})}, workdir=workdir,
+        servers.serve_argv(wallet_port), env={**env, **(extra_env or {})}, workdir=workdir,
         name=f"wallet-{wallet_port}", health_url=f"{wallet_url}/healthz"))
     return live
 
@@ -519,6 +501,20 @@ def start_all(lives: list[LiveWallet]) -> list[LiveWallet]:
             live.stop()
         raise
     return lives
+
+
+@contextlib.contextmanager
+def live_wallet(workdir: Path) -> Iterator[LiveWallet]:
+    """A wallet server and its sandbox bank on a fresh SQLite database in ``workdir`` (key
+    file ``workdir/keys.json``), both answering; stopped on the way out."""
+    key_path = workdir / "keys.json"
+    ensure_key_file(key_path)
+    live = launch_live(create_sqlite_database(workdir), workdir, key_path)
+    start_all([live])
+    try:
+        yield live
+    finally:
+        live.stop()
 
 
 def ensure_key_file(path: Path) -> None:

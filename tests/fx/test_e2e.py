@@ -7,16 +7,15 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
+import servers
 from conftest import free_port
-from e2e.conftest import PHONE, _wait_until_healthy, browser  # noqa: F401
+from e2e.conftest import PHONE, SERVER_START_TIMEOUT_S, browser  # noqa: F401
 from e2e.test_security import sign_up
 
 from bankwallet.wallets import service as wallets
@@ -34,22 +33,10 @@ def fx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, "BANKWALLET_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bw.db",
            "BANKWALLET_ENV": "test", "BANKWALLET_LOG_JSON": "false",
            "BANKWALLET_OPS_TOKEN": OPS_TOKEN}
-    log_path = workdir / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bankwallet", "serve", "--host", "127.0.0.1", "--port",
-             str(port)], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(url, process, log_path)
+    with servers.running(servers.serve_argv(port), url=f"http://127.0.0.1:{port}", env=env,
+                         cwd=workdir, log_path=workdir / "server.log",
+                         timeout_s=SERVER_START_TIMEOUT_S) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture

@@ -320,3 +320,18 @@ def test_a_transfer_row_holds_no_contact_in_the_clear(client: TestClient) -> Non
     (row,) = rows(client, Transfer, Transfer.payer_user_id == alice.id)
     values = " ".join(str(v) for v in vars(row).values())
     assert bob.login not in values and alice.login.replace(" ", "") not in values
+
+
+def test_the_first_money_in_a_currency_opens_the_payees_wallet(client: TestClient) -> None:
+    """The transfer is tried first; a payee who never held the currency gets the wallet opened
+    and the same transfer again, exactly once."""
+    alice, bob = customer(client), customer(client)
+    fund(client, alice.id, 50_00, "USD")
+    assert balance(client, bob.id, "USD") == 0  # no USD wallet yet
+    r = send(client, alice, bob.login, 12_50, currency="USD")
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "posted"
+    assert balance(client, alice.id, "USD") == 50_00 - 12_50
+    assert balance(client, bob.id, "USD") == 12_50
+    moved = ledger_transfer(client, uuid.UUID(r.json()["ledger_transfer_id"]))
+    assert moved is not None and moved.amount == 12_50

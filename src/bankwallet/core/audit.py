@@ -8,9 +8,18 @@
 
 An event is written in the caller's unit of work, so it commits (or rolls back) together with
 the change it records. Like the ledger's transfers, events form one chain: each stores
-``hash = sha256(previous hash ‖ canonical bytes)`` and a gap-free ``seq``; the one-row head
-(``core_audit_head``) is updated first, which takes its row lock on PostgreSQL and the write
-lock on SQLite, so concurrent writers queue and the chain never forks or skips.
+``hash = sha256(previous hash ‖ canonical bytes)`` and a gap-free ``seq``, extended from the
+one-row head (``core_audit_head``) under its lock, so the chain never forks or skips.
+
+When an event joins the chain depends on the database. SQLite has one writer at a time anyway:
+``record`` chains the event at once, in the caller's transaction. On PostgreSQL that would make
+the head's row lock a queue every audited request waits in until it commits (it capped P2P
+transfers at ~90/s, whatever the number of workers), so ``record`` only inserts the event and
+``chain_pending`` chains committed events in commit-visible order, in batches: the background
+job ``chain_forever`` runs it every ``AUDIT_CHAIN_INTERVAL_S``, and ``list_events`` and
+``verify_chain`` run it first, so what they show is chained. Until then (well under a second)
+an event has no ``seq`` or ``hash``: an event deleted in that window leaves no trace in the
+chain, the price of not queueing every request behind one lock.
 
 ``verify_chain`` recomputes the chain and names every edited, deleted or inserted event. It
 proves the rows were not changed one by one; an attacker who can rewrite the whole table and
@@ -24,8 +33,10 @@ personal data (an e-mail, a phone number) in it; put ids in ``subject_id``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
+import logging
 import re
 import struct
 import uuid
@@ -34,6 +45,7 @@ from typing import Any, Final
 import orjson
 from sqlalchemy import (
     BigInteger,
+    bindparam,
     Index,
     Integer,
     LargeBinary,
@@ -41,6 +53,7 @@ from sqlalchemy import (
     Uuid,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -49,6 +62,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from bankwallet.core.db import Base, JSONType, UTCDateTime, utcnow
 from bankwallet.core.ids import uuid7
 from bankwallet.core.logging import redact
+
+log = logging.getLogger("bankwallet.audit")
 
 GENESIS_HASH: Final = bytes(32)
 HEAD_ID: Final = 1
@@ -64,6 +79,8 @@ DATA_MAX_BYTES: Final = 4096
 PAGE_MAX: Final = 200
 VERIFY_PAGE: Final = 2000
 VERIFY_MAX_PROBLEMS: Final = 50
+CHAIN_BATCH: Final = 2000
+AUDIT_CHAIN_INTERVAL_S: Final = 0.25
 
 
 # -- tables ----------------------------------------------------------------------------------
@@ -73,7 +90,8 @@ class AuditEvent(Base):
     __tablename__ = "core_audit_event"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)  # uuid7
-    seq: Mapped[int] = mapped_column(BigInteger, unique=True)  # position in the chain; cursor
+    # Position in the chain (the cursor) and the chain hash; empty until chained (PostgreSQL).
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     actor_type: Mapped[str] = mapped_column(String(16))  # user | staff | system
     actor_id: Mapped[str | None] = mapped_column(String(ACTOR_ID_MAX_CHARS))
@@ -83,12 +101,14 @@ class AuditEvent(Base):
     ip: Mapped[str | None] = mapped_column(String(IP_MAX_CHARS))
     user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_MAX_CHARS))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # redacted
-    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
 
     __table_args__ = (
         # The two ways the log is read: one object's history, one actor's actions, newest first.
         Index("ix_core_audit_event_subject_seq", "subject_type", "subject_id", "seq"),
         Index("ix_core_audit_event_actor_seq", "actor_id", "seq"),
+        Index("ix_core_audit_event_unchained", "at", "id", postgresql_where=text("seq IS NULL"),
+              sqlite_where=text("seq IS NULL")),
     )
 
 
@@ -169,8 +189,12 @@ async def record(session: AsyncSession, *, action: str, actor_type: str = "syste
         raise ValueError(f"actor_type must be one of {sorted(ACTOR_TYPES)}")
     if len(action) > ACTION_MAX_CHARS or not ACTION_RE.match(action):
         raise ValueError(f"action {action[:80]!r} must look like 'domain.object.verb'")
-    # The head first: this update takes its row lock (PostgreSQL) or the database's write
-    # lock (SQLite) before anything is read, so concurrent writers queue here.
+    if session.bind.dialect.name == "postgresql":  # chained after commit (module docstring)
+        await session.execute(insert(_events).values(**row.as_dict() | {"seq": None},
+                                                     hash=None))
+        return row.id
+    # SQLite: the head first; this update takes the database's write lock before anything is
+    # read, so concurrent writers queue here (they would anyway).
     head = (await session.execute(
         update(_head).where(_head.c.id == HEAD_ID).values(seq=_head.c.seq + 1)
         .returning(_head.c.seq, _head.c.hash))).one_or_none()
@@ -181,6 +205,69 @@ async def record(session: AsyncSession, *, action: str, actor_type: str = "syste
     await session.execute(insert(_events).values(**row.as_dict(), hash=digest))
     await session.execute(update(_head).where(_head.c.id == HEAD_ID).values(hash=digest))
     return row.id
+
+
+Bind = AsyncSession | AsyncEngine | AsyncConnection
+
+
+async def chain_pending(bind: Bind, *, batch: int = CHAIN_BATCH) -> int:
+    """Give every event without a place in the chain its ``seq`` and ``hash``; returns how
+    many. With an engine, each batch is its own transaction; with a session or connection it
+    runs in the caller's (which then holds the head's lock until it ends)."""
+    if isinstance(bind, AsyncEngine):
+        total = 0
+        while True:
+            async with bind.begin() as conn:
+                done = await _chain_batch(conn, batch)
+            total += done
+            if done < batch:
+                return total
+    total = 0
+    while (done := await _chain_batch(bind, batch)) > 0:
+        total += done
+        if done < batch:
+            break
+    return total
+
+
+async def _chain_batch(conn: AsyncSession | AsyncConnection, batch: int) -> int:
+    # Cheap when there is nothing to do: no lock is taken.
+    if (await conn.execute(select(_events.c.id).where(_events.c.seq.is_(None))
+                           .limit(1))).first() is None:
+        return 0
+    # The head's row lock serialises chainers (other processes, other jobs).
+    head = (await conn.execute(select(_head.c.seq, _head.c.hash).where(_head.c.id == HEAD_ID)
+                               .with_for_update())).one_or_none()
+    if head is None:
+        raise RuntimeError("the audit chain head is missing; run `bankwallet migrate`")
+    rows = (await conn.execute(select(_events).where(_events.c.seq.is_(None))
+                               .order_by(_events.c.at, _events.c.id).limit(batch))).all()
+    if not rows:
+        return 0
+    seq, prev = head.seq, bytes(head.hash)
+    values = []
+    for r in rows:
+        seq += 1
+        event = _Row(**{key: getattr(r, key) for key in _Row.__slots__ if key != "seq"}, seq=seq)
+        prev = chain_hash(prev, event)
+        values.append({"b_id": r.id, "b_seq": seq, "b_hash": prev})
+    await conn.execute(update(_events).where(_events.c.id == bindparam("b_id"))
+                       .values(seq=bindparam("b_seq"), hash=bindparam("b_hash")), values)
+    await conn.execute(update(_head).where(_head.c.id == HEAD_ID).values(seq=seq, hash=prev))
+    return len(rows)
+
+
+async def chain_forever(engine: AsyncEngine, *,
+                        interval_s: float = AUDIT_CHAIN_INTERVAL_S) -> None:
+    """The background chainer of every server process (PostgreSQL; a no-op on SQLite)."""
+    if engine.dialect.name != "postgresql":
+        return
+    while True:
+        try:
+            await chain_pending(engine)
+        except Exception:  # the database is away: try again next round
+            log.exception("audit chaining failed")
+        await asyncio.sleep(interval_s)
 
 
 def _checked(value: str | None, max_chars: int, name: str) -> str | None:
@@ -226,8 +313,10 @@ async def list_events(session: AsyncSession, *, subject_type: str | None = None,
                       before_seq: int | None = None, limit: int = 50) -> list[AuditEvent]:
     """Events newest first; pass the last event's ``seq`` as ``before_seq`` for the next page.
 
-    ``limit`` is clamped to 1..``PAGE_MAX``.
+    ``limit`` is clamped to 1..``PAGE_MAX``. Events not yet chained are chained first, in
+    the caller's transaction.
     """
+    await chain_pending(session)
     query = select(AuditEvent)
     if subject_type is not None:
         query = query.where(AuditEvent.subject_type == subject_type)
@@ -248,6 +337,7 @@ async def verify_chain(session_or_engine: AsyncSession | AsyncEngine | AsyncConn
     After a bad event the check resumes from that event's stored hash, so each edited,
     deleted or inserted event is named once rather than everything after it.
     """
+    await chain_pending(session_or_engine)
     if isinstance(session_or_engine, AsyncEngine):
         async with session_or_engine.connect() as conn:
             return await _verify(conn, max_problems)

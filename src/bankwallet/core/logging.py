@@ -101,6 +101,9 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+QUIET_LOGGERS = ("httpx", "httpcore")
+
+
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
@@ -116,3 +119,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     handler._bankwallet = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx and httpcore log every request's full URL at INFO, and some providers carry the
+    # API key in the URL (an EVM node's /v3/<key>): only their warnings are wanted.
+    for noisy in QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

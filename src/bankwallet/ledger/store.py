@@ -45,6 +45,10 @@ log = logging.getLogger("bankwallet.ledger")
 CALL_MAX = 8190  # transfers in one call, as TigerBeetle allows
 PIPELINE_MAX = 4
 LEASE_MAX_S = 0.2  # a process hands the ledger lease back at least this often under load
+# An idle process keeps the lease this long for the next call before handing it back: taking
+# it again costs a connection, the lock, reading the head and (if anyone wrote in between) the
+# account cache, which at a few requests per batch cost more than the batch itself.
+LEASE_LINGER_S = 0.005
 LEDGER_LEASE_KEY = 0x6C6564676572  # pg_advisory_lock key: "ledger"
 HISTORY_PAGE_MAX = 500
 _RESOLVES = int(TransferFlags.POST_PENDING | TransferFlags.VOID_PENDING)
@@ -452,8 +456,9 @@ class SqlLedgerStore:
         flight are the whole truth. Batch N+1 is decided on top of batch N, writes only after
         N's statements are done (so row locks are taken in one order), and commits only after
         N committed; if N fails, N+1 and every batch after it fail too and the cache is
-        dropped. The lease is handed back when the queue is empty, after a failure, and at
-        least every ``LEASE_MAX_S`` so other processes get their turn.
+        dropped. The lease is handed back when the queue has stayed empty for
+        ``LEASE_LINGER_S``, after a failure, and at least every ``LEASE_MAX_S`` so other
+        processes get their turn.
         """
         while not self._closing:
             if not self._queue:
@@ -488,7 +493,9 @@ class SqlLedgerStore:
         prev: _Flight | None = None
         deadline = asyncio.get_running_loop().time() + LEASE_MAX_S
         try:
-            while self._queue and not self._closing and self._tip is not None:
+            while not self._closing and self._tip is not None:
+                if not self._queue and not await self._linger():
+                    break
                 if asyncio.get_running_loop().time() > deadline:
                     break
                 if self.batch_wait_s and self._pending_count() < self.batch_max:
@@ -506,6 +513,17 @@ class SqlLedgerStore:
                 flights = [f for f in flights if not f.done()]
         finally:
             await asyncio.gather(*flights, return_exceptions=True)
+
+    async def _linger(self) -> bool:
+        """Wait up to ``LEASE_LINGER_S`` for another call; whether one came."""
+        self._wakeup.clear()
+        if self._queue:
+            return True
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), LEASE_LINGER_S)
+        except TimeoutError:
+            pass
+        return bool(self._queue) and not self._closing
 
     async def _fly(self, flight: _Flight, slots: asyncio.Semaphore) -> None:
         prev = flight.prev
@@ -799,12 +817,17 @@ class _PostgresIO:
 
     async def set_head(self, seq: int, hash_: bytes, base: tuple[int, bytes]) -> None:
         # Extends the chain only from the head the batch was decided on: a writer that broke
-        # the lease protocol makes this batch fail rather than fork the chain.
-        status = await self.db.execute(
-            "UPDATE ledger_chain SET seq = $1, hash = $2, batches = batches + 1 "
-            "WHERE id = 1 AND seq = $3 AND hash = $4", seq, hash_, base[0], base[1])
-        if status != "UPDATE 1":
+        # the lease protocol makes this batch fail rather than fork the chain. The head is
+        # read FOR UPDATE first, which waits for the batch before this one (still committing,
+        # in the pipeline) and then sees its head. A conditional UPDATE alone would not: under
+        # READ COMMITTED it tests its WHERE against the last *committed* head and skips the
+        # row without waiting when that does not match.
+        row = await self.db.fetchrow("SELECT seq, hash FROM ledger_chain WHERE id = 1 FOR UPDATE")
+        if row is None or (row[0], bytes(row[1])) != (base[0], bytes(base[1])):
             raise ChainMoved(f"the chain head is no longer at {base[0]}")
+        await self.db.execute(
+            "UPDATE ledger_chain SET seq = $1, hash = $2, batches = batches + 1 WHERE id = 1",
+            seq, hash_)
 
 
 class _SqliteIO:

@@ -330,16 +330,15 @@ async def _record_intent(session: AsyncSession, ledger: LedgerStore,
     return row
 
 
-async def _ensure_payee_wallet(ledger: LedgerStore, row: Transfer) -> None:
-    account_id = wallets_service.wallet_account_id(row.payee_user_id, row.currency)
-    if account_id not in await ledger.lookup_accounts([account_id]):
-        await wallets_service.open_wallet(ledger, row.payee_user_id, row.currency)
-
-
 async def _settle(session: AsyncSession, ledger: LedgerStore, row: Transfer) -> Transfer:
     """Submit the ledger transfer (step 3) and record its outcome (step 4)."""
-    await _ensure_payee_wallet(ledger, row)
     (outcome,) = await ledger_service.submit(ledger, [ledger_transfer(row)])
+    if outcome.result is Result.CREDIT_ACCOUNT_NOT_FOUND:
+        # The payee has never held this currency: open the wallet, then the same transfer
+        # again (a refused transfer is not stored, so its id is still free). Asking first
+        # would cost every transfer a look-up for the rare one that needs it.
+        await wallets_service.open_wallet(ledger, row.payee_user_id, row.currency)
+        (outcome,) = await ledger_service.submit(ledger, [ledger_transfer(row)])
     if outcome.ok:
         return await _finish(session, row, posted=True, failure_code=None)
     if outcome.result is not Result.EXCEEDS_CREDITS:
