@@ -15,7 +15,7 @@ from sqlalchemy import text
 from bankwallet import __version__
 from bankwallet.admin import api as admin_api
 from bankwallet.admin import web as admin_web
-from bankwallet.core import outbox
+from bankwallet.core import audit, outbox
 from bankwallet.core.crypto import get_keyring
 from bankwallet.core.db import Database
 from bankwallet.core.errors import install_error_handlers
@@ -61,7 +61,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         get_keyring()  # production refuses to start without keys, not at the first request
         tune_gc()
-        db = Database(settings.database_url, pool_size=settings.database_pool_size)
+        db = Database(settings.database_url, pool_size=settings.database_pool_size,
+                      pre_ping=settings.database_pre_ping)
         ledger = SqlLedgerStore(db.engine, batch_max=settings.ledger_batch_max,
                                 batch_wait_ms=settings.ledger_batch_wait_ms,
                                 pipeline=settings.ledger_pipeline)
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         if run_workers:
             workers.append(asyncio.create_task(ledger_tasks.expire_holds_forever(
                 ledger, interval_s=settings.ledger_expiry_interval_s)))
+            workers.append(asyncio.create_task(audit.chain_forever(db.engine)))
             workers.append(asyncio.create_task(outbox.dispatch_forever(
                 db, interval_s=settings.outbox_interval_s,
                 max_attempts=settings.outbox_max_attempts)))

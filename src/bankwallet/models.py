@@ -7,6 +7,7 @@ from bankwallet.core import idempotency as idempotency_models  # noqa: F401
 from bankwallet.core import outbox as outbox_models  # noqa: F401
 from bankwallet.core.db import Base
 from bankwallet.domains import DOMAINS
+from bankwallet.payments import code_models as consumer_code_models  # noqa: F401
 
 for _domain in DOMAINS:
     try:

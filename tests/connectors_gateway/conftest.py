@@ -8,8 +8,6 @@ import asyncio
 import inspect
 import os
 import secrets
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,9 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
+import servers
 from conftest import free_port
 
 START_TIMEOUT_S = 20.0
@@ -113,43 +111,20 @@ class GatewayProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"sandbox-gateway-{self.port}.log"
-        args = [sys.executable, "-m", "bankwallet", "sandbox-gateway", "--host", "127.0.0.1",
-                "--port", str(self.port)]
+        args = servers.bankwallet("sandbox-gateway", "--host", "127.0.0.1", "--port",
+                                  str(self.port))
         if webhook_url:
             args += ["--webhook-url", webhook_url]
         if state is not None:
             args += ["--state", str(state)]
         env = {**os.environ, "BANKWALLET_SANDBOX_GATEWAY_SECRET": secret}
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(args, cwd=workdir, env=env, stdout=log,
-                                            stderr=subprocess.STDOUT)
-        self._wait_until_healthy()
-
-    def _wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the sandbox gateway exited with {self.process.returncode}:\n"
-                            f"{self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"the sandbox gateway did not answer in {START_TIMEOUT_S} s:\n"
-                    f"{self.log_path.read_text()}")
+        self.process = servers.start(args, env=env, cwd=workdir, log_path=self.log_path)
+        servers.wait_until_ready(self.url, self.process, self.log_path,
+                                 timeout_s=START_TIMEOUT_S, name="the sandbox gateway",
+                                 poll_s=0.05)
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        servers.stop(self.process, timeout_s=STOP_TIMEOUT_S)
 
 
 @dataclass(frozen=True)

@@ -343,3 +343,48 @@ def test_no_secret_reaches_a_log_line(client: TestClient, caplog: pytest.LogCapt
     for secret in (STRONG, token, phone.replace(" ", "")):
         assert secret not in logged
     assert f" {code} " not in logged and f"'{code}'" not in logged
+
+
+def test_an_aged_session_does_not_hold_the_write_lock_while_the_request_works(
+        client: TestClient) -> None:
+    """The last-seen update (at most every 30 s) must not keep SQLite's one write lock for the
+    rest of the request: a route that reads through its session and then writes through
+    another connection (as the ledger store does) would wait on itself. On PostgreSQL the
+    session row's lock is harmless; the test runs on both."""
+    import asyncio
+    import datetime as dt
+
+    from fastapi import Depends
+    from sqlalchemy import text, update
+
+    from bankwallet.core.deps import _db_session
+    from bankwallet.identity.deps import current_auth
+    from bankwallet.identity.models import Session as SessionRow
+
+    async def probe(session=Depends(_db_session, scope="function"),  # noqa: B008
+                    auth=Depends(current_auth)) -> dict[str, bool]:  # noqa: B008
+        await session.execute(text("SELECT 1"))  # a read: autoflush writes anything dirty
+        async with asyncio.timeout(5):
+            async with client.app.state.db.engine.begin() as other:
+                await other.execute(text("CREATE TABLE IF NOT EXISTS lock_probe (n INTEGER)"))
+                await other.execute(text("INSERT INTO lock_probe (n) VALUES (1)"))
+        return {"ok": True}
+
+    client.app.add_api_route("/test/lock-probe", probe, methods=["GET"])
+    created = sign_up(client, unique_phone())
+    a_minute_ago = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+
+    async def age() -> None:
+        async with client.app.state.db.unit_of_work() as session:
+            await session.execute(update(SessionRow).where(
+                SessionRow.id == uuid.UUID(created["session_id"])).values(last_seen_at=a_minute_ago))
+
+    client.portal.call(age)
+    r = client.get("/test/lock-probe", headers=bearer(created["token"]))
+    assert r.status_code == 200, r.text
+
+    async def seen() -> dt.datetime:
+        async with client.app.state.db.sessionmaker() as session:
+            return (await session.get(SessionRow, uuid.UUID(created["session_id"]))).last_seen_at
+
+    assert client.portal.call(seen) > a_minute_ago + dt.timedelta(seconds=30)

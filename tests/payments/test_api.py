@@ -157,7 +157,9 @@ def test_customer_pays_from_the_wallet_with_the_fee_as_a_linked_leg(client: Test
     assert view.json() == {"id": made["id"], "merchant_name": "Lotus Noodle Bar",
                            "amount_minor": 123_45, "currency": "CNY",
                            "status": "requires_payment_method", "description": "Two bowls",
-                           "payable": True, "last_payment_error": None}
+                           "payable": True, "payable_by": ["bankwallet_balance"],
+                           "payment_method": None, "card": None, "next_action_url": None,
+                           "last_payment_error": None}
     # The bare id is not enough to see someone else's payment request.
     assert client.get(f"/api/v1/payment-intents/{made['id']}",
                       headers=payer.h).status_code == 404

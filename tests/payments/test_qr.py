@@ -18,7 +18,7 @@ from bankwallet.payments.models import PaymentIntent
 from bankwallet.qr import decode, render
 from bankwallet.qr.errors import QrCrcMismatch, QrFieldInvalid, QrFieldMissing
 from payments.conftest import customer, intent, merchant, wallet_balance
-from payments.test_web import form_value
+from payments.test_web import form_value, fresh_second_factor
 
 EN = {"accept-language": "en"}
 
@@ -212,3 +212,42 @@ def test_scan_a_picture_of_the_code(client: TestClient) -> None:
     r = client.post("/pay/scan/picture", data={"csrf_token": csrf},
                     files={"picture": ("x.png", b"not a picture", "image/png")}, headers=EN)
     assert r.status_code == 422 and "the picture cannot be read" in r.text
+
+
+def test_scan_to_pay_above_the_step_up_threshold_asks_for_a_second_factor(
+        client: TestClient) -> None:
+    """Scan → the merchant and the amount → confirm: above the risk threshold the pay page
+    sends the customer to the step-up page first; nothing moves until then."""
+    from bankwallet.identity import kyc
+    from bankwallet.risk.service import STEP_UP_THRESHOLD_MINOR
+
+    owner = customer(client)
+    payer = customer(client, funded=3_000_00)
+
+    async def verify() -> None:  # tier 1: the amount is within the payer's limits
+        async with client.app.state.db.unit_of_work() as session:
+            await kyc.grant_tier(session, uuid.UUID(payer.user_id), 1, reason="test")
+
+    client.portal.call(verify)
+    shop = merchant(client, owner, name="Tea House")
+    amount = STEP_UP_THRESHOLD_MINOR + 500_00
+    made = intent(client, owner, shop["id"], amount=amount)
+    log_in_with_cookie(client, owner.login)
+    payload = page_payload(client.get(f"/merchant/{shop['id']}/payments/{made['id']}").text)
+    csrf = log_in_with_cookie(client, payer.login)  # a password login: no second factor yet
+    r = client.post("/pay/scan", data={"csrf_token": csrf, "payload": payload}, headers=EN)
+    assert r.status_code == 200 and "Tea House" in r.text
+    link = html.unescape(re.search(r'href="(/pay/[^"]+)"[^>]*>Continue', r.text).group(1))
+    pay_page = client.get(link, headers=EN)
+    form = {"csrf_token": csrf, "idempotency_key": form_value(pay_page.text, "idempotency_key")}
+    r = client.post(link, data=form, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/me/step-up?next=")
+    assert wallet_balance(client, payer.user_id) == 3_000_00
+
+    fresh_second_factor(client, payer.user_id)  # the customer confirmed a code
+    pay_page = client.get(link, headers=EN)
+    form["idempotency_key"] = form_value(pay_page.text, "idempotency_key")
+    r = client.post(link, data=form, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("?done=1"), r.text
+    assert wallet_balance(client, payer.user_id) == 3_000_00 - amount
+    client.cookies.clear()

@@ -1,5 +1,5 @@
 """The card vault's JSON API: list, add (with a fresh second factor), read, remove; and the
-card gateway's webhooks."""
+card gateway's webhooks (card verifications here, card payments of intents in ``payments``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bankwallet.connectors.gateway.base import CardGateway
 from bankwallet.core.deps import DbSession, client_info
 from bankwallet.identity.deps import Auth
 from bankwallet.identity.service import RequestInfo
+from bankwallet.payments import service as payments_service
 
 router = APIRouter(prefix="/api/v1/cards", tags=["cards"])
 Info = Annotated[RequestInfo, Depends(client_info)]
@@ -81,4 +82,7 @@ async def gateway_webhook(request: Request, session: DbSession) -> WebhookReceiv
         raise CardPaymentsNotConnected()
     event = gateway.parse_webhook(await request.body(), request.headers)
     handled = await service.handle_gateway_event(session, gateway, event)
+    if handled:  # once per event id: a payment of an intent is the payments domain's
+        await payments_service.apply_gateway_event(session, request.app.state.ledger, gateway,
+                                                   event)
     return WebhookReceived(duplicate=not handled)

@@ -85,3 +85,49 @@ class CardGatewayUnavailable(BankwalletError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "5"}
+
+
+# -- paying with a saved card: the issuer's answers, with Stripe's codes (``decline_code``
+# says more; the card number is never in them) ------------------------------------------------
+
+
+class ExpiredCard(BankwalletError):
+    code = "expired_card"
+    status = 402
+    title = "The card has expired"
+
+
+class IncorrectCvc(BankwalletError):
+    code = "incorrect_cvc"
+    status = 402
+    title = "The card's security code is incorrect"
+
+
+class CardProcessingError(BankwalletError):
+    """The gateway failed to process the payment: nothing was taken; try again."""
+
+    code = "processing_error"
+    status = 402
+    title = "The card payment could not be processed; please try again"
+
+
+class CardNotUsable(Conflict):
+    """A saved card that is not ready to pay (still being verified, or expired)."""
+
+    code = "card_not_usable"
+    title = "This card cannot be used to pay"
+
+
+class CardCaptureRefused(Conflict):
+    """The gateway refused to capture a card payment (its authorisation was voided or has
+    lapsed): nothing was taken and nothing changed."""
+
+    code = "card_capture_refused"
+    title = "The card authorisation can no longer be captured"
+
+
+class CardRefundFailed(Conflict):
+    """The gateway refused a card refund: nothing went back and nothing changed."""
+
+    code = "card_refund_failed"
+    title = "The card refund was refused"

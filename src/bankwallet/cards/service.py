@@ -31,6 +31,7 @@ from bankwallet.cards.errors import (
     CardBrandUnsupported,
     CardDeclined,
     CardGatewayUnavailable,
+    CardNotUsable,
     CardNotFound,
     CardPaymentsNotConnected,
     InvalidCardNumber,
@@ -385,3 +386,24 @@ async def remove_card(session: AsyncSession, auth: Authenticated,
                        ip=info.ip, user_agent=info.user_agent,
                        data={"brand": card.brand, "last4": card.last4})
     await outbox.publish(session, "card.removed", _event(card), key=str(card.user_id))
+
+
+# -- paying with a card ----------------------------------------------------------------------
+
+
+async def card_for_payment(session: AsyncSession, user_id: uuid.UUID,
+                           card_id: uuid.UUID) -> Card:
+    """The user's card, ready to pay: active, not expired, with its gateway token. Another
+    user's card is not found, as any card that is not theirs."""
+    card = await get_card(session, user_id, card_id)
+    if card.status != "active" or not card.gateway_token:
+        raise CardNotUsable("Finish adding this card first.", card_status=card.status)
+    if is_expired(card):
+        raise CardNotUsable("This card has expired; add a new one.", card_status="expired")
+    return card
+
+
+async def usable_cards(session: AsyncSession, user_id: uuid.UUID) -> list[Card]:
+    """The user's cards that can pay now, in the order they were added."""
+    return [c for c in await repository.live_cards(session, user_id)
+            if c.status == "active" and c.gateway_token and not is_expired(c)]

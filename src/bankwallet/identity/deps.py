@@ -30,6 +30,12 @@ def request_token(request: Request) -> tuple[str | None, bool]:
 async def current_auth(request: Request, session: DbSession) -> service.Authenticated:
     token, from_cookie = request_token(request)
     auth = await service.authenticate(session, token)
+    if session.dirty and session.bind.dialect.name == "sqlite":
+        # The last-seen time, at most every 30 s. SQLite has one writer: flushed later in the
+        # request, the update would hold the database's write lock until the request ends,
+        # and work that writes through another connection (the ledger store) would wait on
+        # it. Written now, in its own short transaction; PostgreSQL's row lock stays harmless.
+        await session.commit()
     if from_cookie and request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER) or (await _form_csrf(request))
         if not sent or not hmac.compare_digest(sent, service.csrf_token_for(token or "")):

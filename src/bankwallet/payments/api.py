@@ -7,15 +7,17 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from bankwallet.cards.api import gateway_of
 from bankwallet.core import idempotency
 from bankwallet.core.deps import DbSession
 from bankwallet.core.errors import NotFound
 from bankwallet.identity.deps import Auth
-from bankwallet.payments import objects, service, stripe_api, webhooks
+from bankwallet.payments import objects, pos, service, stripe_api, webhooks
 from bankwallet.payments.errors import PaymentIntentNotFound
 from bankwallet.payments.models import Merchant
 from bankwallet.payments.schemas import (
@@ -31,6 +33,7 @@ from bankwallet.payments.schemas import (
     MerchantCreate,
     MerchantList,
     MerchantRead,
+    PayCreate,
     PaymentIntentCreate,
     PaymentIntentList,
     PaymentIntentRead,
@@ -198,7 +201,7 @@ async def capture_intent(request: Request, merchant_id: uuid.UUID, intent_id: st
         intent = await service.capture_intent(
             session, request.app.state.ledger, actor,
             objects.parse_public_id("payment_intent", intent_id),
-            amount_to_capture=body.amount_to_capture_minor)
+            amount_to_capture=body.amount_to_capture_minor, gateway=gateway_of(request))
         return PaymentIntentRead.of(intent)
 
     return await idempotency.run(request, session, scope=merchant_scope(merchant_id), body=body,
@@ -214,7 +217,7 @@ async def cancel_intent(request: Request, merchant_id: uuid.UUID, intent_id: str
         intent = await service.cancel_intent(
             session, request.app.state.ledger, actor,
             objects.parse_public_id("payment_intent", intent_id),
-            reason=body.cancellation_reason)
+            reason=body.cancellation_reason, gateway=gateway_of(request))
         return PaymentIntentRead.of(intent)
 
     return await idempotency.run(request, session, scope=merchant_scope(merchant_id), body=body,
@@ -231,7 +234,8 @@ async def create_refund(request: Request, merchant_id: uuid.UUID, intent_id: str
             session, request.app.state.ledger, actor,
             intent_id=objects.parse_public_id("payment_intent", intent_id),
             refund_id=service.refund_id_for_key(actor.merchant.id, _key(request)),
-            amount_minor=body.amount_minor, reason=body.reason, metadata=body.metadata)
+            amount_minor=body.amount_minor, reason=body.reason, metadata=body.metadata,
+            gateway=gateway_of(request))
         return RefundRead.of(refund)
 
     return await idempotency.run(request, session, scope=merchant_scope(merchant_id), body=body,
@@ -345,30 +349,57 @@ async def customer_view(session: DbSession, user_id: uuid.UUID,
     intent = await service.intent_for_customer(session, user_id, handle)
     merchant = await session.get(Merchant, intent.merchant_id)
     assert merchant is not None
-    return CustomerIntentRead.of(intent, merchant.name)
+    return CustomerIntentRead.of(intent, merchant.name,
+                                 charge=await service.latest_charge(session, intent))
+
+
+# Where the card gateway sends the customer back after 3-D Secure (``web.card_return``).
+CARD_RETURN_PATH = "/pay/{handle}/card-return"
+
+
+def card_return_url(request: Request, handle: str) -> str:
+    return str(request.base_url).rstrip("/") + CARD_RETURN_PATH.format(handle=quote(handle))
 
 
 @_json.get("/payment-intents/{handle}")
-async def customer_intent(handle: str, auth: Auth, session: DbSession) -> CustomerIntentRead:
-    """What the customer is asked to pay: the path holds the intent's client secret."""
+async def customer_intent(request: Request, handle: str, auth: Auth,
+                          session: DbSession) -> CustomerIntentRead:
+    """What the customer is asked to pay: the path holds the intent's client secret. A card
+    payment still waiting on the gateway (3-D Secure) is asked about first."""
+    await service.follow_card_payment(session, request.app.state.ledger, gateway_of(request),
+                                      user_id=auth.user.id, handle=handle)
     return await customer_view(session, auth.user.id, handle)
 
 
 @_json.post("/payment-intents/{handle}/pay")
-async def pay(request: Request, handle: str, auth: Auth, session: DbSession) -> JSONResponse:
-    """Pay the intent from the wallet balance (``Idempotency-Key`` required)."""
+async def pay(request: Request, handle: str, auth: Auth, session: DbSession,
+              body: PayCreate | None = None) -> JSONResponse:
+    """Pay the intent from the wallet balance, or with one of the customer's saved cards
+    (``card_id``); ``Idempotency-Key`` required. A card that needs 3-D Secure answers
+    ``requires_action`` with ``next_action_url``: send the customer there."""
+    card_id = body.card_id if body is not None else None
 
     async def work() -> CustomerIntentRead:
-        intent = await service.pay_from_wallet(session, request.app.state.ledger, auth,
-                                               handle=handle, key=_key(request))
+        ledger, gateway = request.app.state.ledger, gateway_of(request)
+        if card_id is None:
+            intent = await service.pay_from_wallet(session, ledger, auth, handle=handle,
+                                                   key=_key(request), gateway=gateway)
+        else:
+            intent = await service.pay_with_card(
+                session, ledger, gateway, auth, handle=handle, card_id=card_id,
+                key=_key(request), return_url=card_return_url(request, handle))
         return await customer_view(session, auth.user.id,
                                    objects.public_id("payment_intent", intent.id))
 
+    fingerprint: dict[str, str] = {"handle": handle}
+    if card_id is not None:
+        fingerprint["card_id"] = str(card_id)
     return await idempotency.run(request, session, scope=user_scope(auth.user.id),
-                                 body={"handle": handle}, work=work)
+                                 body=fingerprint, work=work)
 
 
 # The app mounts ``router``: our JSON API and the Stripe-compatible one.
 router = APIRouter()
 router.include_router(_json)
 router.include_router(stripe_api.router)
+router.include_router(pos.api_router)  # consumer-presented codes (付款码)

@@ -133,7 +133,9 @@ class Charge(Base):
     fee_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     # pending → succeeded | authorized | failed; authorized → capturing → succeeded;
-    # authorized → canceling → canceled
+    # authorized → canceling → canceled. A card charge may also be requires_action (3-D
+    # Secure) and, once the gateway authorised it, capturing (automatic capture: the gateway
+    # capture and the ledger posting in flight) or posting (manual: the ledger hold in flight).
     status: Mapped[str] = mapped_column(String(16))
     payment_transfer_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     fee_transfer_id: Mapped[uuid.UUID] = mapped_column(Uuid)
@@ -142,6 +144,13 @@ class Charge(Base):
     outflow_day: Mapped[dt.date] = mapped_column(Date)
     failure_code: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str | None] = mapped_column(String(255))
+    # A card charge: the saved card (its brand and last four kept for history, never its
+    # number), the gateway's payment and, while 3-D Secure waits, the challenge page.
+    card_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    card_brand: Mapped[str | None] = mapped_column(String(16))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    gateway_payment_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    next_action_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
@@ -160,7 +169,8 @@ class Refund(Base):
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     fee_refund_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(16))  # pending | succeeded | failed
+    # pending | succeeded | failed; a card refund is processing while the gateway is asked
+    status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(32))
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSONType)
     refund_transfer_id: Mapped[uuid.UUID] = mapped_column(Uuid)
@@ -168,6 +178,7 @@ class Refund(Base):
     payee_display: Mapped[str] = mapped_column(String(140))
     merchant_display: Mapped[str] = mapped_column(String(140))
     failure_code: Mapped[str | None] = mapped_column(String(64))
+    gateway_refund_id: Mapped[str | None] = mapped_column(String(64))  # a card refund's
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 

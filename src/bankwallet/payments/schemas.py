@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from bankwallet.payments import objects, service, webhooks
 from bankwallet.payments.models import (
     ApiKey,
+    Charge,
     Merchant,
     PaymentIntent,
     Refund,
@@ -157,8 +158,15 @@ class PaymentIntentList(BaseModel):
     next_starting_after: str | None
 
 
+class CardUsed(BaseModel):
+    brand: str | None
+    last4: str | None
+
+
 class CustomerIntentRead(BaseModel):
-    """What the paying customer sees: never the merchant's fee or metadata."""
+    """What the paying customer sees: never the merchant's fee or metadata. ``payable_by``:
+    the ways it can be paid now; ``next_action_url``: the card's 3-D Secure page, while it
+    waits."""
 
     id: str
     merchant_name: str
@@ -167,16 +175,35 @@ class CustomerIntentRead(BaseModel):
     status: str
     description: str | None
     payable: bool
+    payable_by: list[str]
+    payment_method: str | None
+    card: CardUsed | None
+    next_action_url: str | None
     last_payment_error: dict[str, Any] | None
 
     @classmethod
-    def of(cls, i: PaymentIntent, merchant_name: str) -> CustomerIntentRead:
+    def of(cls, i: PaymentIntent, merchant_name: str, *,
+           charge: Charge | None = None) -> CustomerIntentRead:
+        open_to_pay = service.Status(i.status) in service.TRANSITIONS["pay"]
+        by = [m for m in i.payment_method_types if open_to_pay and m in service.PAYMENT_METHODS]
+        card = charge if charge is not None and charge.method == service.CARD_METHOD \
+            and charge.id == i.latest_charge_id else None
+        waiting = card is not None and card.status == "requires_action" \
+            and i.status == service.Status.REQUIRES_ACTION
         return cls(id=objects.public_id("payment_intent", i.id), merchant_name=merchant_name,
                    amount_minor=i.amount_minor, currency=i.currency, status=i.status,
                    description=i.description,
-                   payable=service.Status(i.status) in service.TRANSITIONS["pay"]
-                   and service.WALLET_METHOD in i.payment_method_types,
+                   payable=open_to_pay and service.WALLET_METHOD in i.payment_method_types,
+                   payable_by=by, payment_method=i.payment_method,
+                   card=CardUsed(brand=card.card_brand, last4=card.card_last4) if card else None,
+                   next_action_url=card.next_action_url if waiting and card else None,
                    last_payment_error=i.last_payment_error)
+
+
+class PayCreate(_In):
+    """Pay from the wallet balance (no body, or no ``card_id``) or with a saved card."""
+
+    card_id: uuid.UUID | None = None
 
 
 class CaptureCreate(_In):

@@ -1,6 +1,6 @@
 """Payments use cases: merchants and their API keys, payment intents and their state machine,
-paying an intent from the wallet balance, capture, cancel, refunds, settlement, and the events
-every change publishes.
+paying an intent from the wallet balance or with a saved card (through the card gateway),
+capture, cancel, refunds, settlement, and the events every change publishes.
 
 Every money movement follows ``docs/money-movement.md``: the domain row (charge, refund,
 settlement) is recorded and committed with ledger transfer ids derived from its id (itself
@@ -20,6 +20,12 @@ The state machine of a payment intent (Stripe's statuses)::
 
 The customer may pay straight from ``requires_payment_method`` or ``requires_confirmation``:
 paying in the wallet is the confirmation. ``TRANSITIONS`` holds which statuses allow what.
+
+A card payment goes through the same statuses with the gateway's answers: ``processing``
+while it authorises, ``requires_action`` while the issuer's 3-D Secure page waits (then
+``processing`` again), ``requires_payment_method`` with a ``card_error`` when it declines.
+Capture, cancel and refunds of a card payment go through the gateway first (see "the customer
+pays with a saved card").
 """
 
 from __future__ import annotations
@@ -41,10 +47,29 @@ import iso18245
 import pycountry
 import schwifty
 from schwifty.exceptions import SchwiftyException
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
-from bankwallet.connectors.gateway.base import luhn_valid
+from bankwallet.cards import service as cards_service
+from bankwallet.cards.errors import (
+    CardCaptureRefused,
+    CardDeclined,
+    CardPaymentsNotConnected,
+    CardProcessingError,
+    CardRefundFailed,
+    ExpiredCard,
+    IncorrectCvc,
+)
+from bankwallet.connectors.gateway.base import (
+    CardGateway,
+    PaymentResult,
+    PaymentStatus,
+    RefundResult,
+    RefundStatus,
+    WebhookEvent,
+    luhn_valid,
+)
 from bankwallet.core import audit, outbox
 from bankwallet.core.crypto import get_keyring
 from bankwallet.core.db import utcnow
@@ -86,7 +111,6 @@ from bankwallet.payments.errors import (
     PaymentFailed,
     PaymentIntentNotFound,
     PaymentMethodRequired,
-    PaymentMethodUnavailable,
     PaymentRefused,
     RefundExceedsCaptured,
     RefundNotFound,
@@ -367,10 +391,24 @@ def merchant_owner_id(merchant_id: uuid.UUID) -> str:
     return f"merchant:{merchant_id}"
 
 
+async def release_for_ledger(session: AsyncSession) -> None:
+    """Make sure the request's session holds no write transaction before the ledger store
+    writes. On SQLite the store writes on a connection of its own and the database has one
+    writer: a session that has flushed anything (the login's or API key's last-seen time,
+    flushed by the next query) holds the write lock, and the ledger would wait out the busy
+    timeout and fail "database is locked". So on SQLite whatever the request has so far is
+    committed here (callers make accounts before writing anything of their own, as the
+    idempotency path commits before its claim). PostgreSQL locks rows, not the database:
+    nothing to do there, and a caller's row locks are kept."""
+    if session.bind.dialect.name == "sqlite" and session.in_transaction():
+        await session.commit()
+
+
 async def open_merchant_account(ledger: LedgerStore, merchant_id: uuid.UUID,
                                 currency: str) -> uuid.UUID:
     """The merchant's account in ``currency`` and the bank's accounts in it (made once).
-    Call before the request's session writes: on SQLite the ledger has its own connection."""
+    Call before the request's session writes, after ``release_for_ledger``: on SQLite the
+    ledger has its own connection."""
     currency = wallets_service.supported(currency)
     await ledger_service.open_accounts(ledger, [
         AccountIn(id=merchant_account_id(merchant_id, currency), ledger=currency,
@@ -394,6 +432,7 @@ async def create_merchant(session: AsyncSession, ledger: LedgerStore, auth: Auth
                                          limit=MERCHANTS_PER_USER_MAX)) >= MERCHANTS_PER_USER_MAX:
         raise MerchantRoleRequired(f"At most {MERCHANTS_PER_USER_MAX} merchants per user.")
     merchant_id = uuid7()
+    await release_for_ledger(session)
     await open_merchant_account(ledger, merchant_id, wallets_service.DEFAULT_CURRENCY)
     now = utcnow()
     merchant = Merchant(
@@ -546,7 +585,10 @@ async def authenticate_api_key(session: AsyncSession, key: str | None) -> tuple[
             await own.execute(update(ApiKey).where(ApiKey.id == row.id)
                               .values(last_used_at=now))
             await own.commit()
-        row.last_used_at = now
+        # The request's copy learns the value as committed, not as a change of its own: a
+        # change would be flushed by the request's next query, and on SQLite that write lock
+        # would make the ledger's own connection wait ("database is locked").
+        set_committed_value(row, "last_used_at", now)
     return row, merchant
 
 
@@ -584,7 +626,30 @@ async def emit(session: AsyncSession, merchant_id: uuid.UUID, type_: str, obj: d
 
 async def _emit_intent(session: AsyncSession, intent: PaymentIntent, type_: str, *,
                        charge: Charge | None = None) -> None:
-    await emit(session, intent.merchant_id, type_, objects.payment_intent(intent, charge=charge))
+    await emit(session, intent.merchant_id, type_, intent_object(intent, charge=charge))
+
+
+def intent_object(intent: PaymentIntent, *, charge: Charge | None = None,
+                  expand: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Stripe's payment intent, with what a card charge adds: while 3-D Secure waits,
+    ``next_action`` is the issuer's challenge page (which returns to the wallet), and the
+    charge names the card by brand and last four digits only."""
+    obj = objects.payment_intent(intent, charge=charge, expand=expand)
+    if charge is None or charge.method != CARD_METHOD or charge.id != intent.latest_charge_id:
+        return obj
+    if intent.status == S.REQUIRES_ACTION and charge.status == "requires_action" \
+            and charge.next_action_url:
+        obj["next_action"] = {"type": "redirect_to_url",
+                              "redirect_to_url": {"url": charge.next_action_url,
+                                                  "return_url": intent.return_url}}
+    if isinstance(obj.get("latest_charge"), dict):
+        obj["latest_charge"]["payment_method_details"] = card_details(charge)
+    return obj
+
+
+def card_details(charge: Charge) -> dict[str, Any]:
+    return {"type": CARD_METHOD, "card": {"brand": charge.card_brand,
+                                          "last4": charge.card_last4}}
 
 
 async def get_event(session: AsyncSession, merchant: Merchant, event_id: uuid.UUID) -> Event:
@@ -643,6 +708,7 @@ async def create_intent(session: AsyncSession, ledger: LedgerStore, actor: Actor
     existing = await session.get(PaymentIntent, intent_id)
     if existing is not None:  # the same idempotency key after a crash: the same intent
         return existing
+    await release_for_ledger(session)
     await open_merchant_account(ledger, merchant.id, currency)
     now = utcnow()
     intent = PaymentIntent(
@@ -729,25 +795,31 @@ async def _confirm(session: AsyncSession, intent: PaymentIntent, *, method: str 
 
 
 async def _confirm_with_card(session: AsyncSession, intent: PaymentIntent) -> None:
-    """The seam for card payments. The cards domain will authorise the card through its
-    ``cards.service`` (gateway hold on GATEWAY_CLEARING, 3-D Secure → ``requires_action``
-    with the issuer's URL, webhook → ``processing`` → ``succeeded``); until it ships, a
-    card confirmation is refused and the intent is left as it was."""
+    """A merchant confirming with ``card`` names no card: the merchant never sees the
+    customer's cards. The intent waits for the customer (``requires_action``, the wallet's pay
+    page), who picks one of their saved cards there (``pay_with_card``)."""
     del session, intent
-    raise PaymentMethodUnavailable("Card payments are not available yet; pay from the "
-                                   "wallet balance.", param="payment_method")
 
 
 async def cancel_intent(session: AsyncSession, ledger: LedgerStore, actor: Actor,
-                        intent_id: uuid.UUID | None, *,
-                        reason: str | None = None) -> PaymentIntent:
+                        intent_id: uuid.UUID | None, *, reason: str | None = None,
+                        gateway: CardGateway | None = None) -> PaymentIntent:
+    """Cancel: a held payment's hold is released (a card's by a gateway void first)."""
     if reason is not None and reason not in CANCELLATION_REASONS:
         raise InvalidMetadata(f"cancellation_reason is one of {', '.join(CANCELLATION_REASONS)}.",
                               param="cancellation_reason")
     intent = await _locked_intent(session, actor.merchant, intent_id)
     charge = await latest_charge(session, intent)
+    card = charge is not None and charge.method == CARD_METHOD
+    if card and gateway is None and charge is not None \
+            and charge.status in ("canceling", "authorized", "requires_action"):
+        raise CardPaymentsNotConnected()
     if charge is not None and charge.status == "canceling":  # resumed after a crash
-        await submit_void(session, ledger, charge, intent)
+        if card:
+            assert gateway is not None
+            await void_card_charge(session, ledger, gateway, charge, intent)
+        else:
+            await submit_void(session, ledger, charge, intent)
         return intent
     _check_transition(intent, "cancel")
     if intent.status == S.REQUIRES_CAPTURE:
@@ -757,8 +829,13 @@ async def cancel_intent(session: AsyncSession, ledger: LedgerStore, actor: Actor
         intent.status = S.PROCESSING
         intent.cancellation_reason = reason or "requested_by_customer"
         await session.commit()
-        await submit_void(session, ledger, charge, intent)
+        if card:
+            assert gateway is not None
+            await void_card_charge(session, ledger, gateway, charge, intent)
+        else:
+            await submit_void(session, ledger, charge, intent)
         return intent
+    await _abandon_challenge(session, gateway, intent)
     _mark_canceled(intent, reason)
     await session.flush()
     await _emit_intent(session, intent, "payment_intent.canceled")
@@ -798,10 +875,12 @@ async def intent_for_customer(session: AsyncSession, user_id: uuid.UUID, handle:
 
 
 async def pay_from_wallet(session: AsyncSession, ledger: LedgerStore, auth: Authenticated, *,
-                          handle: str, key: str) -> PaymentIntent:
+                          handle: str, key: str,
+                          gateway: CardGateway | None = None) -> PaymentIntent:
     """The customer pays the intent from their balance in its currency: linked ledger
     transfers wallet → merchant (PAYMENT) and merchant → fees (PAYMENT_FEE), or one hold for a
-    manual-capture intent. Raises ``InsufficientFunds`` (the intent stays payable)."""
+    manual-capture intent. Raises ``InsufficientFunds`` (the intent stays payable). A card's
+    3-D Secure challenge left unfinished is abandoned (voided at the gateway) first."""
     user = auth.user
     charge_id = derived_id("payments.charge", user.id, key)
     existing = await session.get(Charge, charge_id)
@@ -811,18 +890,8 @@ async def pay_from_wallet(session: AsyncSession, ledger: LedgerStore, auth: Auth
     _check_transition(intent, "pay")
     if WALLET_METHOD not in intent.payment_method_types:
         raise InvalidPaymentMethod("This payment cannot be paid from the wallet balance.")
-    merchant = await session.get(Merchant, intent.merchant_id)
-    assert merchant is not None
-    if merchant.status != "active":
-        raise PaymentRefused("This merchant cannot take payments.")
-    assessment = await risk_service.assess(session, user_id=user.id, action="payments.pay",
-                                           amount_minor=intent.amount_minor,
-                                           currency=intent.currency,
-                                           counterparty=merchant_owner_id(merchant.id))
-    if assessment.decision in (risk_service.Decision.DENY, risk_service.Decision.REVIEW):
-        raise PaymentRefused("This payment cannot be made.", reasons=list(assessment.reasons))
-    if assessment.decision == risk_service.Decision.STEP_UP:
-        await mfa.ensure_recent_second_factor(session, auth)
+    merchant = await _check_payer(session, auth, intent)
+    await _abandon_challenge(session, gateway, intent)
     day = await wallets_service.reserve_outflow(session, user_id=user.id,
                                                 amount_minor=intent.amount_minor,
                                                 currency=intent.currency)
@@ -850,6 +919,25 @@ async def pay_from_wallet(session: AsyncSession, ledger: LedgerStore, auth: Auth
     return intent
 
 
+async def _check_payer(session: AsyncSession, auth: Authenticated,
+                       intent: PaymentIntent) -> Merchant:
+    """The merchant may take payments and risk lets this customer pay it (a fresh second
+    factor when risk asks for one): the checks of every way to pay."""
+    merchant = await session.get(Merchant, intent.merchant_id)
+    assert merchant is not None
+    if merchant.status != "active":
+        raise PaymentRefused("This merchant cannot take payments.")
+    assessment = await risk_service.assess(session, user_id=auth.user.id, action="payments.pay",
+                                           amount_minor=intent.amount_minor,
+                                           currency=intent.currency,
+                                           counterparty=merchant_owner_id(merchant.id))
+    if assessment.decision in (risk_service.Decision.DENY, risk_service.Decision.REVIEW):
+        raise PaymentRefused("This payment cannot be made.", reasons=list(assessment.reasons))
+    if assessment.decision == risk_service.Decision.STEP_UP:
+        await mfa.ensure_recent_second_factor(session, auth)
+    return merchant
+
+
 async def _resume_charge(session: AsyncSession, ledger: LedgerStore, charge: Charge,
                          intent: PaymentIntent) -> PaymentIntent:
     """The same payment asked again (a retry after a crash): finish it, or answer as before."""
@@ -875,20 +963,26 @@ def _user_data(kind_code: Code, ref: uuid.UUID, *, from_: str, to: str,
 def charge_transfers(charge: Charge, intent: PaymentIntent) -> list[TransferIn]:
     """The ledger transfers of a charge: a pure function of the row, so a retry resubmits
     exactly the same transfers."""
-    wallet = wallets_service.wallet_account_id(charge.payer_user_id, charge.currency)
+    # A card payment arrives from the gateway's clearing account (the processor owes it to
+    # the bank); the rest is as from the wallet balance.
+    source = (wallets_service.system_account_id(wallets_service.SystemAccount.GATEWAY_CLEARING,
+                                                charge.currency)
+              if charge.method == CARD_METHOD
+              else wallets_service.wallet_account_id(charge.payer_user_id, charge.currency))
+    code = Code.CARD_PAYMENT if charge.method == CARD_METHOD else Code.PAYMENT
     merchant = merchant_account_id(charge.merchant_id, charge.currency)
-    payment = _user_data(Code.PAYMENT, charge.id, from_=charge.payer_display,
+    payment = _user_data(code, charge.id, from_=charge.payer_display,
                          to=charge.merchant_display, note=intent.description)
     if charge.capture_method == "manual":
-        return [TransferIn(id=charge.payment_transfer_id, debit_account_id=wallet,
+        return [TransferIn(id=charge.payment_transfer_id, debit_account_id=source,
                            credit_account_id=merchant, amount=charge.amount_minor,
-                           ledger=charge.currency, code=Code.PAYMENT,
+                           ledger=charge.currency, code=code,
                            flags=int(TransferFlags.PENDING), timeout_s=AUTHORIZATION_HOLD_S,
                            user_data=payment)]
     return [
-        TransferIn(id=charge.payment_transfer_id, debit_account_id=wallet,
+        TransferIn(id=charge.payment_transfer_id, debit_account_id=source,
                    credit_account_id=merchant, amount=charge.amount_minor,
-                   ledger=charge.currency, code=Code.PAYMENT,
+                   ledger=charge.currency, code=code,
                    flags=int(TransferFlags.LINKED), user_data=payment),
         _fee_transfer(charge, charge.fee_minor),
     ]
@@ -959,14 +1053,12 @@ async def submit_charge(session: AsyncSession, ledger: LedgerStore, charge: Char
                                       "result": failure.result.value})
     charge.status = "failed"
     charge.failure_code, charge.failure_message = code, message
-    await wallets_service.release_outflow(session, user_id=charge.payer_user_id,
-                                          amount_minor=charge.amount_minor,
-                                          currency=charge.currency, day=charge.outflow_day)
+    await _release_outflow(session, charge)
     if intent.latest_charge_id == charge.id and intent.status == S.PROCESSING:
         intent.status = S.REQUIRES_PAYMENT_METHOD
         intent.payer_user_id = None  # someone else may pay it now
         intent.last_payment_error = {"type": "invalid_request_error", "code": code,
-                                     "message": message, "payment_method": {"type": WALLET_METHOD}}
+                                     "message": message, "payment_method": {"type": charge.method}}
     await session.flush()
     await _publish_money(session, charge, status="failed", amount_minor=charge.amount_minor,
                          transfer_id=charge.payment_transfer_id)
@@ -997,6 +1089,15 @@ async def _charge_succeeded(session: AsyncSession, charge: Charge,
     await _emit_intent(session, intent, "payment_intent.succeeded", charge=charge)
 
 
+async def _release_outflow(session: AsyncSession, charge: Charge) -> None:
+    """Give back the daily outflow a wallet payment counted (a card payment counts none: the
+    wallet's limits are about the wallet's balance)."""
+    if charge.method == WALLET_METHOD:
+        await wallets_service.release_outflow(session, user_id=charge.payer_user_id,
+                                              amount_minor=charge.amount_minor,
+                                              currency=charge.currency, day=charge.outflow_day)
+
+
 async def _publish_money(session: AsyncSession, charge: Charge, *, status: str,
                          amount_minor: int, transfer_id: uuid.UUID) -> None:
     await outbox.publish(session, "money.moved", {
@@ -1007,18 +1108,439 @@ async def _publish_money(session: AsyncSession, charge: Charge, *, status: str,
     }, key=str(charge.payer_user_id))
 
 
+# -- the customer pays with a saved card ------------------------------------------------------
+#
+# A card charge is recorded (``pending``) and committed before the gateway hears of it; the
+# gateway's answer then moves it on (``settle_card_charge``), whoever brings the answer: the
+# paying request, the customer back from 3-D Secure, a gateway webhook, or the healing job.
+# The first to move it wins: each mover locks the intent and re-reads the charge. Every call
+# to the gateway carries an idempotency key derived from the intent and the charge, so asking
+# again after a crash or a timeout is safe.
+#
+#   pending ─▶ requires_action (3-D Secure) ─▶ …
+#   pending ─authorised─▶ capturing (automatic: gateway capture, then the ledger posts)
+#                       ─▶ posting (manual: the ledger holds) ─▶ authorized
+#   pending | requires_action ─declined / failed─▶ failed (nothing moved)
+
+CARD_CHALLENGE_TTL_S: Final = cards_service.CHALLENGE_TTL_S
+CARD_SETTLING: Final = ("pending", "requires_action")
+# Card charges still waiting on the gateway: asking it about them may move them on.
+CARD_FOLLOWED: Final = (*CARD_SETTLING, "posting", "capturing", "canceling")
+
+# The gateway's decline reasons as Stripe's error codes (the reason stays the decline_code).
+_CARD_ERROR_CODES: Final = {"expired_card": "expired_card", "incorrect_cvc": "incorrect_cvc",
+                            "processing_error": "processing_error"}
+_CARD_MESSAGES: Final = {
+    "insufficient_funds": "The card has insufficient funds.",
+    "expired_card": "The card has expired.",
+    "incorrect_cvc": "The card's security code is incorrect.",
+    "processing_error": "The card payment could not be processed; please try again.",
+    "authentication_failed": "The card's 3-D Secure check failed.",
+}
+
+
+def gateway_key(intent_id: uuid.UUID, operation: str, ref: uuid.UUID) -> str:
+    """The gateway idempotency key of one operation on a payment intent."""
+    return f"bankwallet.{objects.public_id('payment_intent', intent_id)}.{operation}.{ref.hex}"
+
+
+def decline_code_of(reason: str | None, *, failed: bool) -> str:
+    """The decline code of a declined or failed authorisation (a failure whatever its cause
+    is a ``processing_error``: nothing was taken, try again)."""
+    if failed:
+        return "processing_error"
+    return (reason or "generic_decline")[:64]
+
+
+def card_error_code(decline_code: str) -> str:
+    """Stripe's error code for a decline code: ``card_declined`` unless it has its own."""
+    return _CARD_ERROR_CODES.get(decline_code, "card_declined")
+
+
+def _card_charge_error(charge: Charge) -> Exception:
+    decline_code = charge.failure_code or "generic_decline"
+    code = card_error_code(decline_code)
+    detail = charge.failure_message or _CARD_MESSAGES.get(decline_code, "")
+    extra = {"decline_code": decline_code,
+             "payment_intent": objects.public_id("payment_intent", charge.intent_id)}
+    error: type[Exception] = {"expired_card": ExpiredCard, "incorrect_cvc": IncorrectCvc,
+             "processing_error": CardProcessingError}.get(code, CardDeclined)
+    return error(detail, **extra)
+
+
+async def charge_by_gateway_payment(session: AsyncSession, payment_id: str) -> Charge | None:
+    return (await session.scalars(
+        select(Charge).where(Charge.gateway_payment_id == payment_id).limit(1))).first()
+
+
+async def pay_with_card(session: AsyncSession, ledger: LedgerStore, gateway: CardGateway | None,
+                        auth: Authenticated, *, handle: str, card_id: uuid.UUID, key: str,
+                        return_url: str) -> PaymentIntent:
+    """The customer pays the intent with one of their active saved cards: the gateway
+    authorises the amount (and, for automatic capture, captures it); the money then reaches
+    the merchant from the gateway clearing account with the fee as a linked transfer, as a
+    wallet payment does. 3-D Secure leaves the intent ``requires_action`` with the challenge
+    page as its ``next_action`` (back to ``return_url``). A decline raises the issuer's code
+    (the intent stays payable); no answer leaves it ``processing`` until one comes."""
+    if gateway is None:
+        raise CardPaymentsNotConnected()
+    user = auth.user
+    charge_id = derived_id("payments.charge", user.id, key)
+    existing = await session.get(Charge, charge_id)
+    intent = await intent_for_customer(session, user.id, handle, lock=True)
+    if existing is not None:
+        if existing.intent_id != intent.id:
+            raise UnexpectedState("This request was already used for another payment.",
+                                  status=intent.status)
+        if existing.status == "failed":
+            raise _card_charge_error(existing) if existing.method == CARD_METHOD \
+                else _charge_error(existing)
+        return intent
+    _check_transition(intent, "pay")
+    if CARD_METHOD not in intent.payment_method_types:
+        raise InvalidPaymentMethod("This payment cannot be paid by card.", param="card_id")
+    card = await cards_service.card_for_payment(session, user.id, card_id)
+    merchant = await _check_payer(session, auth, intent)
+    await _abandon_challenge(session, gateway, intent)
+    now = utcnow()
+    charge = Charge(
+        id=charge_id, intent_id=intent.id, merchant_id=merchant.id, payer_user_id=user.id,
+        method=CARD_METHOD, capture_method=intent.capture_method,
+        amount_minor=intent.amount_minor, amount_captured_minor=0,
+        fee_minor=fee_for(intent.amount_minor) if intent.capture_method == "automatic" else 0,
+        currency=intent.currency, status="pending",
+        payment_transfer_id=derived_id("payments.charge.payment", charge_id),
+        fee_transfer_id=derived_id("payments.charge.fee", charge_id),
+        payer_display=mfa.masked_login(user)[:140], merchant_display=merchant.name[:140],
+        outflow_day=wallets_service.bank_today(), failure_code=None, failure_message=None,
+        card_id=card.id, card_brand=card.brand, card_last4=card.last4, gateway_payment_id=None,
+        next_action_url=None, created_at=now, updated_at=now)
+    session.add(charge)
+    intent.status = S.PROCESSING
+    intent.payer_user_id = user.id
+    intent.latest_charge_id = charge_id
+    intent.payment_method = CARD_METHOD
+    intent.last_payment_error = None
+    intent.updated_at = now
+    token = card.gateway_token
+    assert token is not None
+    await session.flush()
+    await audit.record(session, action="payments.card_payment.started", actor_type="user",
+                       actor_id=str(user.id), subject_type="payment_intent",
+                       subject_id=str(intent.id),
+                       data={"card_id": str(card.id), "brand": card.brand, "last4": card.last4})
+    await session.commit()  # the charge is durable before the gateway hears of it
+    result = await gateway.authorize(
+        gateway_key(intent.id, "authorize", charge_id), token=token,
+        amount_minor=charge.amount_minor, currency=charge.currency,
+        reference=objects.public_id("payment_intent", intent.id), return_url=return_url)
+    await settle_card_charge(session, ledger, gateway, charge, result, raise_failure=True)
+    return intent
+
+
+async def settle_card_charge(session: AsyncSession, ledger: LedgerStore, gateway: CardGateway,
+                             charge: Charge, result: PaymentResult, *,
+                             raise_failure: bool = False) -> None:
+    """Move a card charge that waits on the gateway (``pending`` or ``requires_action``) on
+    by the gateway's word about its payment. A charge another caller moved already is left."""
+    intent = await repository.intent_locked(session, charge.intent_id)
+    assert intent is not None
+    await session.refresh(charge)
+    if charge.status not in CARD_SETTLING:
+        return
+    if result.payment_id and charge.gateway_payment_id is None:
+        charge.gateway_payment_id = result.payment_id[:64]
+    now = utcnow()
+    charge.updated_at = now
+    status = result.status
+    if status is PaymentStatus.REQUIRES_ACTION:
+        if charge.status == "requires_action":
+            return
+        charge.status = "requires_action"
+        charge.next_action_url = result.next_action_url
+        intent.status = S.REQUIRES_ACTION
+        intent.updated_at = now
+        await session.flush()
+        await _emit_intent(session, intent, "payment_intent.requires_action", charge=charge)
+        return
+    if status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):
+        charge.next_action_url = None
+        intent.status = S.PROCESSING
+        intent.updated_at = now
+        if charge.capture_method == "manual":
+            charge.status = "posting"
+            await session.commit()
+            await submit_charge(session, ledger, charge, intent, raise_failure=False)
+            return
+        charge.status = "capturing"
+        charge.amount_captured_minor = charge.amount_minor
+        await session.commit()
+        await capture_card_charge(session, ledger, gateway, charge, intent,
+                                  raise_failure=raise_failure)
+        return
+    if status in (PaymentStatus.DECLINED, PaymentStatus.FAILED, PaymentStatus.VOIDED):
+        await _card_charge_failed(session, charge, intent, reason=result.reason,
+                                  failed=status is PaymentStatus.FAILED)
+        if raise_failure:
+            await session.commit()  # the decline is kept; the idempotency record replays it
+            raise _card_charge_error(charge)
+        return
+    # PENDING or UNKNOWN: no decision; the webhook, the customer's return or healing brings it.
+    log.info("card payment undecided", extra={"charge_id": str(charge.id),
+                                              "status": status.value})
+    await session.flush()
+
+
+async def _card_charge_failed(session: AsyncSession, charge: Charge, intent: PaymentIntent, *,
+                              reason: str | None, failed: bool) -> None:
+    decline_code = decline_code_of(reason, failed=failed)
+    code = card_error_code(decline_code)
+    message = _CARD_MESSAGES.get(decline_code,
+                                 "The card issuer declined the payment; try another card.")
+    charge.status = "failed"
+    charge.next_action_url = None
+    charge.failure_code = decline_code  # Stripe's charge.failure_code carries the reason
+    charge.failure_message = message
+    if intent.latest_charge_id == charge.id and intent.status in (S.PROCESSING,
+                                                                   S.REQUIRES_ACTION):
+        intent.status = S.REQUIRES_PAYMENT_METHOD
+        intent.payer_user_id = None  # pay again, with another card or the balance
+        intent.last_payment_error = {
+            "type": "card_error", "code": code, "decline_code": decline_code,
+            "message": message, "payment_method": card_details(charge)}
+        intent.updated_at = utcnow()
+    await session.flush()
+    log.info("card payment declined", extra={"charge_id": str(charge.id), "code": code,
+                                             "decline_code": decline_code})
+    await _emit_intent(session, intent, "payment_intent.payment_failed", charge=charge)
+
+
+async def capture_card_charge(session: AsyncSession, ledger: LedgerStore, gateway: CardGateway,
+                              charge: Charge, intent: PaymentIntent, *,
+                              raise_failure: bool) -> None:
+    """A ``capturing`` card charge: the gateway takes the money (all of it, or the amount a
+    manual capture asked for), then the ledger posts it to the merchant, fee linked. A
+    capture the gateway refuses (the authorisation was voided) changes nothing here and is
+    reported; no answer leaves the charge ``capturing`` for healing."""
+    assert charge.status == "capturing" and charge.gateway_payment_id is not None
+    manual = charge.capture_method == "manual"
+    result = await gateway.capture(
+        gateway_key(intent.id, "capture", charge.id), charge.gateway_payment_id,
+        charge.amount_captured_minor if manual else None)
+    await repository.intent_locked(session, intent.id)
+    await session.refresh(charge)
+    if charge.status != "capturing":  # a webhook about the capture finished it meanwhile
+        return
+    await finish_card_capture(session, ledger, charge, intent, result,
+                              raise_failure=raise_failure)
+
+
+async def finish_card_capture(session: AsyncSession, ledger: LedgerStore, charge: Charge,
+                              intent: PaymentIntent, result: PaymentResult, *,
+                              raise_failure: bool) -> None:
+    """Record what the gateway said about a ``capturing`` card charge's capture."""
+    manual = charge.capture_method == "manual"
+    if result.error is None and result.status in (PaymentStatus.CAPTURED,
+                                                  PaymentStatus.REFUNDED):
+        if manual:
+            await submit_capture(session, ledger, charge, intent, raise_failure=raise_failure)
+        else:
+            await submit_charge(session, ledger, charge, intent, raise_failure=raise_failure)
+        return
+    if result.error is None:  # no answer, or a status we do not know: ask again later
+        log.warning("card capture undecided", extra={"charge_id": str(charge.id),
+                                                     "status": result.status.value,
+                                                     "reason": result.reason})
+        return
+    log.warning("card capture refused", extra={"charge_id": str(charge.id),
+                                               "error": result.error,
+                                               "status": result.status.value})
+    if not manual:  # our own fresh authorisation could not be captured: the payment failed
+        await _card_charge_failed(session, charge, intent, reason="processing_error",
+                                  failed=True)
+        if raise_failure:
+            await session.commit()
+            raise _card_charge_error(charge)
+        return
+    # Manual capture refused: put everything back as it was (still authorised here); the
+    # gateway's webhook about a void, if that is why, cancels the intent.
+    charge.status = "authorized"
+    charge.amount_captured_minor = 0
+    charge.fee_minor = 0
+    charge.updated_at = intent.updated_at = utcnow()
+    intent.status = S.REQUIRES_CAPTURE
+    await session.flush()
+    if raise_failure:
+        await session.commit()
+        raise CardCaptureRefused(
+            "The card gateway refused the capture: the authorisation is "
+            f"{result.status.value}.", gateway_status=result.status.value,
+            gateway_code=result.error)
+
+
+async def void_card_charge(session: AsyncSession, ledger: LedgerStore, gateway: CardGateway,
+                           charge: Charge, intent: PaymentIntent) -> None:
+    """A ``canceling`` card charge: the gateway releases the hold (void), then the ledger
+    voids its own; no answer leaves the charge ``canceling`` for healing."""
+    assert charge.status == "canceling" and charge.gateway_payment_id is not None
+    result = await gateway.void(gateway_key(intent.id, "void", charge.id),
+                                charge.gateway_payment_id)
+    if result.status is PaymentStatus.VOIDED:
+        await submit_void(session, ledger, charge, intent)
+        return
+    log.warning("card void undecided", extra={"charge_id": str(charge.id),
+                                              "status": result.status.value,
+                                              "error": result.error})
+
+
+async def _abandon_challenge(session: AsyncSession, gateway: CardGateway | None,
+                             intent: PaymentIntent) -> None:
+    """Before the intent is paid another way: a card charge still waiting on 3-D Secure is
+    voided at the gateway and given up (its challenge page then says so)."""
+    charge = await latest_charge(session, intent)
+    if charge is None or charge.method != CARD_METHOD or charge.status != "requires_action":
+        return
+    if gateway is None:
+        raise UnexpectedState("A card payment of this intent waits for 3-D Secure.",
+                              status=intent.status)
+    if charge.gateway_payment_id:
+        await gateway.void(gateway_key(intent.id, "void", charge.id), charge.gateway_payment_id)
+    charge.status = "canceled"
+    charge.next_action_url = None
+    charge.updated_at = utcnow()
+    await session.flush()
+
+
+async def follow_card_payment(session: AsyncSession, ledger: LedgerStore,
+                              gateway: CardGateway | None, *, user_id: uuid.UUID,
+                              handle: str) -> PaymentIntent:
+    """The customer is back from 3-D Secure (or looks again): ask the gateway how the
+    intent's card charge stands and move it on. Returns the intent as it is then."""
+    intent = await intent_for_customer(session, user_id, handle)
+    charge = await latest_charge(session, intent)
+    if gateway is None or charge is None or charge.method != CARD_METHOD \
+            or charge.status not in CARD_FOLLOWED:
+        return intent
+    await follow_card_charge(session, ledger, gateway, charge)
+    await session.refresh(intent)
+    return intent
+
+
+async def follow_card_charge(session: AsyncSession, ledger: LedgerStore, gateway: CardGateway,
+                             charge: Charge, *, now: dt.datetime | None = None) -> None:
+    """Ask the gateway about a card charge that waits on it and act on the answer: settle a
+    pending or challenged charge, finish a capture or void in flight. A challenge left
+    unfinished for ``CARD_CHALLENGE_TTL_S`` is voided and given up."""
+    intent = await repository.intent_locked(session, charge.intent_id)
+    assert intent is not None
+    await session.refresh(charge)
+    now = now or utcnow()
+    if charge.status == "capturing":
+        await session.commit()
+        await capture_card_charge(session, ledger, gateway, charge, intent, raise_failure=False)
+        return
+    if charge.status == "canceling":
+        await session.commit()
+        await void_card_charge(session, ledger, gateway, charge, intent)
+        return
+    if charge.status == "posting":
+        await session.commit()
+        await submit_charge(session, ledger, charge, intent, raise_failure=False)
+        return
+    if charge.status not in CARD_SETTLING:
+        return
+    if charge.gateway_payment_id is None:
+        if (now - charge.updated_at).total_seconds() > HEAL_AFTER_S:
+            # The authorisation request died unanswered; the gateway knows it by its key.
+            card = await session.get(cards_service.Card, charge.card_id) if charge.card_id \
+                else None
+            if card is None or not card.gateway_token:
+                await _card_charge_failed(session, charge, intent, reason="processing_error",
+                                          failed=True)
+                return
+            token = card.gateway_token
+            await session.commit()
+            result = await gateway.authorize(
+                gateway_key(intent.id, "authorize", charge.id), token=token,
+                amount_minor=charge.amount_minor, currency=charge.currency,
+                reference=objects.public_id("payment_intent", intent.id))
+            await settle_card_charge(session, ledger, gateway, charge, result)
+        return
+    payment_id = charge.gateway_payment_id
+    stale_challenge = (charge.status == "requires_action"
+                       and (now - charge.created_at).total_seconds() > CARD_CHALLENGE_TTL_S)
+    await session.commit()  # nothing held while the gateway answers
+    if stale_challenge:
+        await gateway.void(gateway_key(intent.id, "void", charge.id), payment_id)
+    result = await gateway.get_payment(payment_id)
+    if result is None:
+        result = PaymentResult(PaymentStatus.FAILED, payment_id, reason="processing_error")
+    await settle_card_charge(session, ledger, gateway, charge, result)
+
+
+async def apply_gateway_event(session: AsyncSession, ledger: LedgerStore, gateway: CardGateway,
+                              event: WebhookEvent) -> bool:
+    """A gateway webhook (already de-duplicated by ``cards.service.handle_gateway_event``)
+    about a card payment of an intent: settle the charge it decides, or cancel the intent
+    whose authorisation the gateway voided. False when no charge is about this payment."""
+    charge = await charge_by_gateway_payment(session, event.payment_id)
+    if charge is None:
+        return False
+    said = PaymentResult(event.status, event.payment_id, reason=event.reason,
+                         amount_captured_minor=event.amount_captured_minor)
+    if charge.status in CARD_SETTLING:
+        await settle_card_charge(session, ledger, gateway, charge, said)
+    elif charge.status == "capturing" and event.status is PaymentStatus.CAPTURED:
+        # Our capture request went unanswered (or is still on its way): the webhook says.
+        intent = await repository.intent_locked(session, charge.intent_id)
+        assert intent is not None
+        await session.refresh(charge)
+        if charge.status == "capturing":
+            await session.commit()
+            await finish_card_capture(session, ledger, charge, intent, said,
+                                      raise_failure=False)
+    elif charge.status == "canceling" and event.status is PaymentStatus.VOIDED:
+        intent = await repository.intent_locked(session, charge.intent_id)
+        assert intent is not None
+        await session.refresh(charge)
+        if charge.status == "canceling":
+            await session.commit()
+            await submit_void(session, ledger, charge, intent)
+    elif charge.status == "authorized" and event.status is PaymentStatus.VOIDED:
+        intent = await repository.intent_locked(session, charge.intent_id)
+        assert intent is not None
+        await session.refresh(charge)
+        if charge.status == "authorized":
+            charge.status = "canceling"
+            charge.updated_at = intent.updated_at = utcnow()
+            intent.status = S.PROCESSING
+            intent.cancellation_reason = intent.cancellation_reason or "abandoned"
+            await session.commit()  # on SQLite the ledger writes on a connection of its own
+            await submit_void(session, ledger, charge, intent)
+    return True
+
+
 # -- capture and void (manual capture) --------------------------------------------------------
 
 
 async def capture_intent(session: AsyncSession, ledger: LedgerStore, actor: Actor,
-                         intent_id: uuid.UUID | None, *,
-                         amount_to_capture: int | None = None) -> PaymentIntent:
+                         intent_id: uuid.UUID | None, *, amount_to_capture: int | None = None,
+                         gateway: CardGateway | None = None) -> PaymentIntent:
     """Post the authorised hold (all of it, or less: the rest goes back to the customer) and
-    take the fee on what was captured, as one linked chain."""
+    take the fee on what was captured, as one linked chain. A card payment is captured at
+    the gateway first (partly, when less is asked)."""
     intent = await _locked_intent(session, actor.merchant, intent_id)
     charge = await latest_charge(session, intent)
+    card = charge is not None and charge.method == CARD_METHOD
+    if card and gateway is None:
+        raise CardPaymentsNotConnected()
     if charge is not None and charge.status == "capturing":  # resumed after a crash
-        await submit_capture(session, ledger, charge, intent)
+        if card:
+            assert gateway is not None
+            await capture_card_charge(session, ledger, gateway, charge, intent,
+                                      raise_failure=True)
+        else:
+            await submit_capture(session, ledger, charge, intent)
         return intent
     _check_transition(intent, "capture")
     assert charge is not None and charge.status == "authorized", "capture without a hold"
@@ -1034,7 +1556,11 @@ async def capture_intent(session: AsyncSession, ledger: LedgerStore, actor: Acto
     charge.updated_at = intent.updated_at = utcnow()
     intent.status = S.PROCESSING
     await session.commit()
-    await submit_capture(session, ledger, charge, intent)
+    if card:
+        assert gateway is not None
+        await capture_card_charge(session, ledger, gateway, charge, intent, raise_failure=True)
+    else:
+        await submit_capture(session, ledger, charge, intent)
     return intent
 
 
@@ -1079,9 +1605,7 @@ async def _charge_canceled(session: AsyncSession, charge: Charge, intent: Paymen
     charge.amount_captured_minor = 0
     charge.fee_minor = 0
     charge.updated_at = utcnow()
-    await wallets_service.release_outflow(session, user_id=charge.payer_user_id,
-                                          amount_minor=charge.amount_minor,
-                                          currency=charge.currency, day=charge.outflow_day)
+    await _release_outflow(session, charge)
     _mark_canceled(intent, reason)
     await session.flush()
     await _publish_money(session, charge, status="failed", amount_minor=charge.amount_minor,
@@ -1099,16 +1623,18 @@ def refund_id_for_key(merchant_id: uuid.UUID, key: str) -> uuid.UUID:
 async def create_refund(session: AsyncSession, ledger: LedgerStore, actor: Actor, *,
                         intent_id: uuid.UUID | None, refund_id: uuid.UUID,
                         amount_minor: int | None = None, reason: str | None = None,
-                        metadata: dict[str, Any] | None = None) -> Refund:
+                        metadata: dict[str, Any] | None = None,
+                        gateway: CardGateway | None = None) -> Refund:
     """Give back all or part of a captured payment, and the same share of the fee (see
     ``fee_refunded_after``): linked transfers fees → merchant (PAYMENT_FEE) and merchant →
-    customer wallet (REFUND). Never more than captured less refunded."""
+    customer wallet (REFUND). Never more than captured less refunded. A card payment goes
+    back to the card through the gateway (``submit_card_refund``)."""
     merchant = actor.merchant
     existing = await session.get(Refund, refund_id)
     if existing is not None:
         if existing.merchant_id != merchant.id:
             raise RefundNotFound()
-        return await _resume_refund(session, ledger, existing)
+        return await _resume_refund(session, ledger, existing, gateway=gateway)
     if reason is not None and reason not in REFUND_REASONS:
         raise InvalidMetadata(f"reason is one of {', '.join(REFUND_REASONS)}.", param="reason")
     clean_metadata = check_metadata(metadata)
@@ -1121,6 +1647,8 @@ async def create_refund(session: AsyncSession, ledger: LedgerStore, actor: Actor
     await _assess_merchant_action(session, actor, "payments.refund", amount, intent.currency)
     charge = await latest_charge(session, intent)
     assert charge is not None and charge.status == "succeeded"
+    if charge.method == CARD_METHOD and gateway is None:
+        raise CardPaymentsNotConnected()
     fee_after = fee_refunded_after(fee_minor=intent.fee_minor,
                                    captured_minor=intent.amount_received_minor,
                                    refunded_minor=intent.amount_refunded_minor + amount)
@@ -1143,7 +1671,11 @@ async def create_refund(session: AsyncSession, ledger: LedgerStore, actor: Actor
                  subject_id=str(intent.id), data={"refund_id": str(refund_id),
                                                   "amount_minor": amount})
     await session.commit()
-    await submit_refund(session, ledger, refund, raise_failure=True)
+    if charge.method == CARD_METHOD:
+        assert gateway is not None
+        await submit_card_refund(session, ledger, gateway, refund, raise_failure=True)
+    else:
+        await submit_refund(session, ledger, refund, raise_failure=True)
     return refund
 
 
@@ -1161,15 +1693,140 @@ async def _assess_merchant_action(session: AsyncSession, actor: Actor, action: s
         await mfa.ensure_recent_second_factor(session, actor.auth)
 
 
-async def _resume_refund(session: AsyncSession, ledger: LedgerStore, refund: Refund) -> Refund:
-    if refund.status == "pending":
+async def _resume_refund(session: AsyncSession, ledger: LedgerStore, refund: Refund, *,
+                         gateway: CardGateway | None = None) -> Refund:
+    card = refund.gateway_refund_id is not None or await _refund_is_card(session, refund)
+    if card and refund.status in ("pending", "processing"):
+        if gateway is None:
+            raise CardPaymentsNotConnected()
+        await submit_card_refund(session, ledger, gateway, refund, raise_failure=True)
+    elif refund.status == "pending":
         await submit_refund(session, ledger, refund, raise_failure=True)
     elif refund.status == "failed":
+        if card and refund.failure_code != "insufficient_funds":
+            raise CardRefundFailed("The card gateway refused the refund.",
+                                   reason=refund.failure_code)
         raise MerchantBalanceInsufficient("The merchant's balance did not cover the refund.")
     return refund
 
 
+async def _refund_is_card(session: AsyncSession, refund: Refund) -> bool:
+    charge = await session.get(Charge, refund.charge_id)
+    return charge is not None and charge.method == CARD_METHOD
+
+
+# A card refund: the merchant's money is held first (so the merchant's balance is known to
+# cover it before the card is credited), the gateway refunds the card, then the hold posts
+# (the money leaves for the gateway clearing account) or is voided (the gateway refused). The
+# fee's share comes back at once in the same linked chain, as for a wallet refund, so it
+# counts towards the hold; a refused refund takes it back.
+#
+#   pending ─hold─▶ processing ─gateway refunded─▶ succeeded (posted)
+#                              ─gateway refused─▶ failed (voided)
+#   pending ─the merchant's balance is short─▶ failed (nothing moved)
+
+
+def card_refund_hold(refund: Refund) -> list[TransferIn]:
+    """The fee share back to the merchant and the refund held on its way to the card (the
+    gateway clearing account) until the gateway answers."""
+    return _refund_legs(refund, wallets_service.system_account_id(
+        wallets_service.SystemAccount.GATEWAY_CLEARING, refund.currency),
+        flags=int(TransferFlags.PENDING), note="card refund")
+
+
+def card_refund_resolution(refund: Refund, *, post: bool) -> list[TransferIn]:
+    if post:
+        return [TransferIn(id=derived_id("payments.refund.post", refund.id),
+                           pending_id=refund.refund_transfer_id,
+                           flags=int(TransferFlags.POST_PENDING))]
+    legs = [TransferIn(id=derived_id("payments.refund.void", refund.id),
+                       pending_id=refund.refund_transfer_id,
+                       flags=int(TransferFlags.VOID_PENDING | (
+                           TransferFlags.LINKED if refund.fee_refund_minor else 0)))]
+    if refund.fee_refund_minor:  # the fee's share goes back to the bank
+        legs.append(TransferIn(
+            id=derived_id("payments.refund.fee.reversal", refund.id),
+            debit_account_id=merchant_account_id(refund.merchant_id, refund.currency),
+            credit_account_id=wallets_service.system_account_id(
+                wallets_service.SystemAccount.FEES, refund.currency),
+            amount=refund.fee_refund_minor, ledger=refund.currency, code=Code.PAYMENT_FEE,
+            user_data=_user_data(Code.PAYMENT_FEE, refund.id, from_=refund.merchant_display,
+                                 to="bankwallet", note="card refund refused: fee")))
+    return legs
+
+
+async def submit_card_refund(session: AsyncSession, ledger: LedgerStore, gateway: CardGateway,
+                             refund: Refund, *, raise_failure: bool) -> None:
+    """Carry a card refund on from where it stands (``pending`` or ``processing``); each step
+    is idempotent (ledger ids, the gateway's key), so healing may call it again."""
+    if refund.status == "pending":
+        outcomes = await ledger_service.submit(ledger, card_refund_hold(refund))
+        failure = _failure(outcomes)
+        if failure is not None:
+            await _card_refund_failed(session, refund, code=(
+                "insufficient_funds" if failure.result is Result.EXCEEDS_CREDITS
+                else failure.result.value))
+            if raise_failure:
+                await session.commit()
+                raise MerchantBalanceInsufficient(
+                    "The merchant's balance does not cover this refund.")
+            return
+        refund.status = "processing"
+        refund.updated_at = utcnow()
+        await session.commit()  # held: now the card may be credited
+    if refund.status != "processing":
+        return
+    charge = await session.get(Charge, refund.charge_id)
+    assert charge is not None and charge.gateway_payment_id is not None
+    result = await gateway.refund(gateway_key(refund.intent_id, "refund", refund.id),
+                                  charge.gateway_payment_id, refund.amount_minor)
+    await _card_refund_answered(session, ledger, refund, result, raise_failure=raise_failure)
+
+
+async def _card_refund_answered(session: AsyncSession, ledger: LedgerStore, refund: Refund,
+                                result: RefundResult, *, raise_failure: bool) -> None:
+    if result.status is RefundStatus.SUCCEEDED:
+        outcomes = await ledger_service.submit(ledger, card_refund_resolution(refund, post=True))
+        assert _failure(outcomes) is None, "a held card refund did not post"
+        refund.gateway_refund_id = (result.refund_id or "")[:64] or None
+        await _refund_succeeded(session, refund)
+        return
+    if result.status is RefundStatus.FAILED and not result.retryable:
+        outcomes = await ledger_service.submit(ledger, card_refund_resolution(refund, post=False))
+        assert _failure(outcomes) is None, "a held card refund could not be voided"
+        await _card_refund_failed(session, refund, code=(result.reason or "refund_failed")[:64])
+        if raise_failure:
+            await session.commit()
+            raise CardRefundFailed("The card gateway refused the refund.", reason=result.reason)
+        return
+    # No answer (or one we do not know): stays processing; healing asks again with the key.
+    log.warning("card refund undecided", extra={"refund_id": str(refund.id),
+                                                "status": result.status.value,
+                                                "reason": result.reason})
+
+
+async def _card_refund_failed(session: AsyncSession, refund: Refund, *, code: str) -> None:
+    intent = await repository.intent_locked(session, refund.intent_id)
+    assert intent is not None
+    refund.status = "failed"
+    refund.failure_code = code
+    refund.updated_at = intent.updated_at = utcnow()
+    intent.amount_refunded_minor -= refund.amount_minor
+    intent.fee_refunded_minor -= refund.fee_refund_minor
+    await session.flush()
+    await _publish_refund(session, refund, status="failed")
+
+
 def refund_transfers(refund: Refund) -> list[TransferIn]:
+    """The fee share back to the merchant and the refund to the payer's wallet."""
+    return _refund_legs(refund, wallets_service.wallet_account_id(refund.payee_user_id,
+                                                                  refund.currency))
+
+
+def _refund_legs(refund: Refund, credit_account_id: uuid.UUID, *, flags: int = 0,
+                 note: str | None = None) -> list[TransferIn]:
+    """The merchant's fee share first (linked: all or nothing), then the refund itself from
+    the merchant to ``credit_account_id``."""
     merchant = merchant_account_id(refund.merchant_id, refund.currency)
     legs: list[TransferIn] = []
     if refund.fee_refund_minor:
@@ -1183,11 +1840,10 @@ def refund_transfers(refund: Refund) -> list[TransferIn]:
                                  to=refund.merchant_display, note="merchant fee refund")))
     legs.append(TransferIn(
         id=refund.refund_transfer_id, debit_account_id=merchant,
-        credit_account_id=wallets_service.wallet_account_id(refund.payee_user_id,
-                                                            refund.currency),
-        amount=refund.amount_minor, ledger=refund.currency, code=Code.REFUND,
+        credit_account_id=credit_account_id, amount=refund.amount_minor,
+        ledger=refund.currency, code=Code.REFUND, flags=flags,
         user_data=_user_data(Code.REFUND, refund.id, from_=refund.merchant_display,
-                             to=refund.payee_display)))
+                             to=refund.payee_display, note=note)))
     return legs
 
 
@@ -1195,20 +1851,12 @@ async def submit_refund(session: AsyncSession, ledger: LedgerStore, refund: Refu
                          raise_failure: bool) -> None:
     outcomes = await ledger_service.submit(ledger, refund_transfers(refund))
     failure = _failure(outcomes)
+    if failure is None:
+        await _refund_succeeded(session, refund)
+        return
     intent = await repository.intent_locked(session, refund.intent_id)
     assert intent is not None
     refund.updated_at = intent.updated_at = utcnow()
-    charge = await session.get(Charge, refund.charge_id)
-    assert charge is not None
-    if failure is None:
-        refund.status = "succeeded"
-        await session.flush()
-        await _publish_refund(session, refund, status="posted")
-        charge_obj = objects.charge_object(charge, intent)
-        charge_obj["refunds"] = {"object": "list", "data": [objects.refund_object(refund)],
-                                 "has_more": False}
-        await emit(session, intent.merchant_id, "charge.refunded", charge_obj)
-        return
     refund.status = "failed"
     refund.failure_code = "insufficient_funds" if failure.result is Result.EXCEEDS_CREDITS \
         else failure.result.value
@@ -1219,6 +1867,23 @@ async def submit_refund(session: AsyncSession, ledger: LedgerStore, refund: Refu
     if raise_failure:
         await session.commit()
         raise MerchantBalanceInsufficient("The merchant's balance does not cover this refund.")
+
+
+async def _refund_succeeded(session: AsyncSession, refund: Refund) -> None:
+    intent = await repository.intent_locked(session, refund.intent_id)
+    assert intent is not None
+    refund.updated_at = intent.updated_at = utcnow()
+    charge = await session.get(Charge, refund.charge_id)
+    assert charge is not None
+    refund.status = "succeeded"
+    await session.flush()
+    await _publish_refund(session, refund, status="posted")
+    charge_obj = objects.charge_object(charge, intent)
+    if charge.method == CARD_METHOD:
+        charge_obj["payment_method_details"] = card_details(charge)
+    charge_obj["refunds"] = {"object": "list", "data": [objects.refund_object(refund)],
+                             "has_more": False}
+    await emit(session, intent.merchant_id, "charge.refunded", charge_obj)
 
 
 async def _publish_refund(session: AsyncSession, refund: Refund, *, status: str) -> None:

@@ -30,6 +30,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 
+from bankwallet.cards.api import gateway_of
 from bankwallet.core import idempotency
 from bankwallet.core.deps import DbSession
 from bankwallet.core.errors import BankwalletError, NotFound
@@ -372,8 +373,10 @@ async def _once(request: Request, session: AsyncSession, caller: Caller, params:
 
 async def _intent_object(session: AsyncSession, intent: PaymentIntent,
                          expand: frozenset[str]) -> dict[str, Any]:
-    charge = await service.latest_charge(session, intent) if expand else None
-    return objects.payment_intent(intent, charge=charge, expand=expand)
+    # A card charge shapes next_action (3-D Secure) and the expanded charge's card details.
+    wanted = expand or intent.payment_method == service.CARD_METHOD
+    charge = await service.latest_charge(session, intent) if wanted else None
+    return service.intent_object(intent, charge=charge, expand=expand)
 
 
 def _intent_id(text: str) -> uuid.UUID | None:
@@ -477,7 +480,8 @@ async def capture_payment_intent(request: Request, object_id: str,
     async def work() -> dict[str, Any]:
         intent = await service.capture_intent(session, request.app.state.ledger, caller.actor,
                                               _intent_id(object_id),
-                                              amount_to_capture=p.integer("amount_to_capture"))
+                                              amount_to_capture=p.integer("amount_to_capture"),
+                                              gateway=gateway_of(request))
         return await _intent_object(session, intent, p.expand())
 
     return await _once(request, session, caller, data, work, required=True)
@@ -493,7 +497,8 @@ async def cancel_payment_intent(request: Request, object_id: str,
     async def work() -> dict[str, Any]:
         intent = await service.cancel_intent(session, request.app.state.ledger, caller.actor,
                                              _intent_id(object_id),
-                                             reason=p.text("cancellation_reason", max_chars=32))
+                                             reason=p.text("cancellation_reason", max_chars=32),
+                                             gateway=gateway_of(request))
         return await _intent_object(session, intent, p.expand())
 
     return await _once(request, session, caller, data, work, required=True)
@@ -534,7 +539,7 @@ async def create_refund(request: Request, session: DbSession) -> Response:
             session, request.app.state.ledger, caller.actor, intent_id=intent_id,
             refund_id=service.refund_id_for_key(caller.merchant.id, key),
             amount_minor=p.integer("amount"), reason=p.text("reason", max_chars=32),
-            metadata=p.mapping("metadata"))
+            metadata=p.mapping("metadata"), gateway=gateway_of(request))
         return objects.refund_object(refund)
 
     return await _once(request, session, caller, data, work, required=True)

@@ -20,10 +20,11 @@ from bankwallet.connectors.corebanking.base import (
     InstructionResult,
     InstructionStatus,
 )
+from bankwallet.connectors.gateway.base import CardGateway
 from bankwallet.core import outbox
 from bankwallet.core.db import Database, utcnow
 from bankwallet.ledger.store import LedgerStore
-from bankwallet.payments import repository, service, webhooks
+from bankwallet.payments import consumer_codes, repository, service, webhooks
 from bankwallet.payments.models import Charge, Merchant, Refund, Settlement
 
 log = logging.getLogger("bankwallet.payments.tasks")
@@ -32,6 +33,9 @@ DELIVERY_POLL_S: Final = 1.0
 HEAL_INTERVAL_S: Final = 15.0
 HEAL_BATCH_MAX: Final = 100
 SETTLEMENT_BATCH_MAX: Final = 50
+# Charges left in flight that healing finishes: a wallet charge's ledger work, or a card
+# charge waiting on the gateway (3-D Secure, an unanswered authorisation, capture or void).
+CHARGE_HEALED: Final = ("pending", "requires_action", "posting", "capturing", "canceling")
 
 _wake: asyncio.Event | None = None
 
@@ -74,9 +78,15 @@ async def heal_forever(app: FastAPI) -> None:
     while True:
         try:
             await heal_once(app.state.db, app.state.ledger,
-                            bank=getattr(app.state, "corebanking", None))
+                            bank=getattr(app.state, "corebanking", None),
+                            gateway=getattr(app.state, "card_gateway", None))
         except Exception:
             log.exception("payments healing round failed")
+        try:  # spent and expired payment codes are kept a while for support, then forgotten
+            async with app.state.db.unit_of_work() as session:
+                await consumer_codes.purge(session)
+        except Exception:
+            log.exception("payment code purge failed")
         await asyncio.sleep(HEAL_INTERVAL_S)
 
 
@@ -84,24 +94,29 @@ async def heal_forever(app: FastAPI) -> None:
 
 
 async def heal_once(db: Database, ledger: LedgerStore, *, now: dt.datetime | None = None,
-                    bank: CoreBanking | None = None) -> int:
+                    bank: CoreBanking | None = None, gateway: CardGateway | None = None) -> int:
     """Finish every movement left in flight for ``service.HEAL_AFTER_S``: resubmit its ledger
     ids (the ledger answers ``exists`` for what already happened) and record the outcome.
-    Then hand queued settlements to the core bank. Returns the rows it finished."""
+    Card charges and refunds are asked about at the card gateway (the reconcile path of
+    payments no webhook settled: a lost webhook, a customer who never came back from 3-D
+    Secure). Then hand queued settlements to the core bank. Returns the rows it finished."""
     now = now or utcnow()
     before = now - dt.timedelta(seconds=service.HEAL_AFTER_S)
     async with db.sessionmaker() as session:
-        charges = await repository.stale(session, Charge, ("pending", "capturing", "canceling"),
-                                         before=before, limit=HEAL_BATCH_MAX)
-        refunds = await repository.stale(session, Refund, ("pending",), before=before,
+        charges = await repository.stale(session, Charge, CHARGE_HEALED, before=before,
                                          limit=HEAL_BATCH_MAX)
+        refunds = await repository.stale(session, Refund, ("pending", "processing"),
+                                         before=before, limit=HEAL_BATCH_MAX)
         settlements = await repository.stale(session, Settlement, ("pending",), before=before,
                                              limit=HEAL_BATCH_MAX)
     healed = 0
     for charge in charges:
-        healed += await _heal_charge(db, ledger, charge.id)
+        if charge.method == service.CARD_METHOD:
+            healed += await _heal_card_charge(db, ledger, gateway, charge.id, now=now)
+        else:
+            healed += await _heal_charge(db, ledger, charge.id)
     for refund in refunds:
-        healed += await _heal_refund(db, ledger, refund.id)
+        healed += await _heal_refund(db, ledger, refund.id, gateway=gateway)
     for settlement in settlements:
         healed += await _heal_settlement(db, ledger, settlement.id)
     if bank is not None:
@@ -128,13 +143,38 @@ async def _heal_charge(db: Database, ledger: LedgerStore, charge_id: uuid.UUID) 
     return 1
 
 
-async def _heal_refund(db: Database, ledger: LedgerStore, refund_id: uuid.UUID) -> int:
+async def _heal_card_charge(db: Database, ledger: LedgerStore, gateway: CardGateway | None,
+                            charge_id: uuid.UUID, *, now: dt.datetime) -> int:
+    if gateway is None:
+        return 0
+    async with db.unit_of_work() as session:
+        charge = await session.get(Charge, charge_id)
+        assert charge is not None
+        before = charge.status
+        await service.follow_card_charge(session, ledger, gateway, charge, now=now)
+        await session.refresh(charge)
+        if charge.status == before:
+            return 0
+    log.info("payments healed a card charge", extra={"charge_id": str(charge_id)})
+    return 1
+
+
+async def _heal_refund(db: Database, ledger: LedgerStore, refund_id: uuid.UUID, *,
+                       gateway: CardGateway | None = None) -> int:
     async with db.unit_of_work() as session:
         refund = await session.get(Refund, refund_id)
         assert refund is not None
-        if refund.status != "pending":
+        charge = await session.get(Charge, refund.charge_id)
+        assert charge is not None
+        if charge.method == service.CARD_METHOD:
+            if gateway is None or refund.status not in ("pending", "processing"):
+                return 0
+            await service.submit_card_refund(session, ledger, gateway, refund,
+                                             raise_failure=False)
+        elif refund.status != "pending":
             return 0
-        await service.submit_refund(session, ledger, refund, raise_failure=False)
+        else:
+            await service.submit_refund(session, ledger, refund, raise_failure=False)
     log.info("payments healed a refund", extra={"refund_id": str(refund_id)})
     return 1
 

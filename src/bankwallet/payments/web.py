@@ -1,12 +1,13 @@
-"""Pages: the customer's pay page (``/pay/<client secret>``: merchant, amount → confirm →
-done) and the merchant dashboard under ``/merchant`` (onboarding, API keys, payments with
-refunds, webhooks with the delivery log, settlement). Both call the same services as the JSON
-API; forms that move money carry an idempotency key made when the page was drawn."""
+"""Pages: the customer's pay page (``/pay/<client secret>``: merchant, amount → the wallet
+balance or a saved card → confirm → done; a card's 3-D Secure page and back through
+``/pay/<client secret>/card-return``) and the merchant dashboard under ``/merchant``
+(onboarding, API keys, payments with refunds, webhooks with the delivery log, settlement).
+Both call the same services as the JSON API; forms that move money carry an idempotency key
+made when the page was drawn."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -14,6 +15,8 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bankwallet.cards import service as cards_service
+from bankwallet.cards.api import gateway_of
 from bankwallet.core import i18n, idempotency
 from bankwallet.core.deps import DbSession
 from bankwallet.core.errors import BankwalletError
@@ -21,7 +24,10 @@ from bankwallet.core.money import InvalidAmount, to_minor
 from bankwallet.identity.deps import Auth, optional_auth
 from bankwallet.identity.errors import StepUpRequired
 from bankwallet.identity.service import Authenticated
-from bankwallet.payments import objects, service, webhooks
+from bankwallet.payments import forms, objects, service, webhooks
+from bankwallet.payments.api import CARD_RETURN_PATH, card_return_url
+from bankwallet.payments.errors import InvalidPaymentMethod
+from bankwallet.payments import pos as payments_pos
 from bankwallet.payments import qr as payments_qr
 from bankwallet.payments.models import Merchant
 from bankwallet.qr import render as qr_render
@@ -30,6 +36,7 @@ from bankwallet.web.csrf import safe_next
 from bankwallet.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+router.include_router(payments_pos.web_router)  # first: /pay/{handle} would take /pay/code
 
 Text = Annotated[str, Form(max_length=256)]
 OptionalText = Annotated[str, Form(max_length=256)]
@@ -52,46 +59,6 @@ def _step_up(next_path: str) -> RedirectResponse:
 
 def _new_key() -> str:
     return str(uuid.uuid4())
-
-
-async def _once(session: AsyncSession, *, scope: str, key: str, request: Request,
-                work: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
-    """A form that moves money, run once per the key the page carried (a double submit or a
-    reload answers as the first did). Errors are ``BankwalletError``s, replayed alike."""
-    # Only reads so far: give the connection back before the claim takes one (as
-    # ``idempotency.run`` does), so a request never holds two pooled connections.
-    await session.commit()
-    claimed = await idempotency.claim(
-        session, scope=scope, key=idempotency.check_key(key),
-        fingerprint=idempotency.fingerprint("FORM", request.url.path, {}))
-    if claimed.replay is not None:
-        status, body = claimed.replay
-        if status >= 400:
-            raise _Replayed(body.get("code", "error"), status)
-        return body
-    try:
-        result = await work()
-    except BankwalletError as exc:
-        await session.rollback()
-        async with AsyncSession(session.bind) as own:
-            await idempotency.complete(own, claimed, status=exc.status,
-                                       body=exc.to_problem(request.url.path))
-            await own.commit()
-        raise
-    except BaseException:
-        await idempotency.release(session, claimed)
-        raise
-    await idempotency.complete(session, claimed, status=200, body=result)
-    return result
-
-
-class _Replayed(BankwalletError):
-    """The stored answer of a form sent before: the same error again."""
-
-    def __init__(self, code: str, status: int) -> None:
-        super().__init__(code)
-        self.code = code  # type: ignore[misc] - per instance: whatever was stored
-        self.status = status  # type: ignore[misc]
 
 
 # -- the customer's pay page -------------------------------------------------------------------
@@ -186,7 +153,7 @@ async def pay_page(request: Request, handle: str, session: DbSession,
 
 async def _pay_page(request: Request, session: AsyncSession, user_id: uuid.UUID, handle: str,
                     *, done: bool = False, error: str | None = None,
-                    status_code: int = 200) -> HTMLResponse:
+                    decline_code: str | None = None, status_code: int = 200) -> HTMLResponse:
     try:
         intent = await service.intent_for_customer(session, user_id, handle)
     except BankwalletError:
@@ -195,32 +162,97 @@ async def _pay_page(request: Request, session: AsyncSession, user_id: uuid.UUID,
     merchant = await session.get(Merchant, intent.merchant_id)
     assert merchant is not None
     balance = await wallets_service.balance(request.app.state.ledger, user_id, intent.currency)
-    payable = service.Status(intent.status) in service.TRANSITIONS["pay"] \
-        and service.WALLET_METHOD in intent.payment_method_types
+    open_to_pay = service.Status(intent.status) in service.TRANSITIONS["pay"]
+    by_wallet = open_to_pay and service.WALLET_METHOD in intent.payment_method_types
+    by_card = open_to_pay and service.CARD_METHOD in intent.payment_method_types \
+        and gateway_of(request) is not None
+    cards = await cards_service.usable_cards(session, user_id) if by_card else []
+    charge = await service.latest_charge(session, intent)
+    challenge = (charge.next_action_url if charge is not None and charge.payer_user_id == user_id
+                 and charge.method == service.CARD_METHOD and charge.status == "requires_action"
+                 and intent.status == service.Status.REQUIRES_ACTION else None)
+    if error is None and intent.last_payment_error and open_to_pay and not done:
+        last = intent.last_payment_error
+        if last.get("type") == "card_error":  # the card declined after 3-D Secure, say
+            error, decline_code = last.get("code"), last.get("decline_code")
     return render(request, "payments/pay.html", {
         "intent": intent, "merchant": merchant, "handle": handle, "balance": balance,
-        "payable": payable, "done": done or intent.status in ("succeeded", "requires_capture"),
-        "key": _new_key(), "error": error,
+        "payable": by_wallet or bool(cards), "by_wallet": by_wallet, "by_card": by_card,
+        "cards": cards, "challenge_url": challenge, "charge": charge,
+        "done": done or intent.status in ("succeeded", "requires_capture"),
+        "key": _new_key(), "error": error, "decline_code": decline_code,
         "return_url": intent.return_url}, active="pay", status_code=status_code)
+
+
+Method = Annotated[str, Form(max_length=64)]
 
 
 @router.post("/pay/{handle}")
 async def pay(request: Request, handle: str, auth: Auth, session: DbSession,
-              key: Key) -> Response:
+              key: Key, method: Method = "wallet") -> Response:
+    """Pay from the balance (``method=wallet``) or with a saved card (``method=card:<id>``).
+    A card that needs 3-D Secure is shown a link to the bank's page (the page's CSP keeps a
+    form from redirecting off the site), which brings the customer back to ``card-return``."""
     user_id = auth.user.id  # read now: a failed attempt rolls the session back
+    card_id = _card_choice(method)
+    ledger, gateway = request.app.state.ledger, gateway_of(request)
+
     async def work() -> dict[str, Any]:
-        intent = await service.pay_from_wallet(session, request.app.state.ledger, auth,
-                                               handle=handle, key=key)
+        if card_id is None:
+            intent = await service.pay_from_wallet(session, ledger, auth, handle=handle,
+                                                   key=key, gateway=gateway)
+        else:
+            intent = await service.pay_with_card(
+                session, ledger, gateway, auth, handle=handle, card_id=card_id, key=key,
+                return_url=card_return_url(request, handle))
         return {"status": intent.status}
 
     try:
-        await _once(session, scope=f"user:{user_id}", key=key, request=request, work=work)
+        if method != "wallet" and card_id is None:
+            raise InvalidPaymentMethod("Choose the balance or one of your cards.")
+        done = await forms.run_once(session, request, scope=f"user:{user_id}", key=key,
+                                    work=work)
     except StepUpRequired:
         return _step_up(f"/pay/{handle}")
     except BankwalletError as exc:
+        await session.rollback()
+        return await _pay_page(request, session, user_id, handle, error=exc.code,
+                               decline_code=exc.extra.get("decline_code"),
+                               status_code=exc.status)
+    if done.get("status") in (service.Status.SUCCEEDED, service.Status.REQUIRES_CAPTURE):
+        return RedirectResponse(f"/pay/{quote(handle)}?done=1", status_code=303)
+    return RedirectResponse(f"/pay/{quote(handle)}", status_code=303)
+
+
+def _card_choice(method: str) -> uuid.UUID | None:
+    kind, _, value = method.partition(":")
+    if kind != "card":
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+@router.get(CARD_RETURN_PATH)
+async def card_return(request: Request, handle: str, session: DbSession) -> Response:
+    """Where the card gateway sends the customer back after 3-D Secure: ask the gateway how
+    the payment stands, then show the pay page (paid, declined, or still processing)."""
+    auth = await optional_auth(request, session)
+    if auth is None:
+        return _login(f"/pay/{quote(handle)}/card-return")
+    user_id = auth.user.id
+    try:
+        intent = await service.follow_card_payment(session, request.app.state.ledger,
+                                                   gateway_of(request), user_id=user_id,
+                                                   handle=handle)
+    except BankwalletError as exc:
+        await session.rollback()
         return await _pay_page(request, session, user_id, handle, error=exc.code,
                                status_code=exc.status)
-    return RedirectResponse(f"/pay/{quote(handle)}?done=1", status_code=303)
+    if intent.status in (service.Status.SUCCEEDED, service.Status.REQUIRES_CAPTURE):
+        return RedirectResponse(f"/pay/{quote(handle)}?done=1", status_code=303)
+    return RedirectResponse(f"/pay/{quote(handle)}", status_code=303)
 
 
 # -- the merchant dashboard --------------------------------------------------------------------
@@ -369,7 +401,14 @@ async def payments_page(request: Request, merchant_id: uuid.UUID, session: DbSes
     found = await _member(request, session, merchant_id)
     if isinstance(found, Response):
         return found
-    _, actor = found
+    return await _payments_page(request, session, found[1], status=status, currency=currency,
+                                after=after)
+
+
+async def _payments_page(request: Request, session: AsyncSession, actor: service.Actor, *,
+                         status: str = "", currency: str = "", after: str = "",
+                         error: str | None = None, form: dict[str, str] | None = None,
+                         status_code: int = 200) -> HTMLResponse:
     cursor = objects.parse_public_id("payment_intent", after) if after else None
     try:
         intents, more = await service.list_intents(
@@ -383,7 +422,44 @@ async def payments_page(request: Request, merchant_id: uuid.UUID, session: DbSes
     return _page(request, "payments/payments.html", actor, "payments", {
         "intents": intents, "next_query": next_query, "status": status,
         "currency": currency.upper(), "statuses": STATUS_FILTERS,
-        "currencies": wallets_service.SUPPORTED_CURRENCIES, "pid": _pid})
+        "currencies": wallets_service.SUPPORTED_CURRENCIES, "pid": _pid,
+        "key": _new_key(), "error": error,
+        "form": form or {"currency": wallets_service.DEFAULT_CURRENCY}},
+        status_code=status_code)
+
+
+@router.post("/merchant/{merchant_id}/payments")
+async def payment_create(request: Request, merchant_id: uuid.UUID, auth: Auth,
+                         session: DbSession, key: Key,
+                         amount: Annotated[str, Form(max_length=32)],
+                         currency: Annotated[str, Form(max_length=3)] = "CNY",
+                         description: Annotated[str, Form(
+                             max_length=service.DESCRIPTION_MAX_CHARS)] = "") -> Response:
+    """A payment for a customer at the till: its page shows the dynamic QR code to scan and
+    the link to send. The page's key names the intent, so a double submit makes one."""
+    found = await _member(request, session, merchant_id, write=True, auth=auth)
+    if isinstance(found, Response):
+        return found
+    _, actor = found
+    try:
+        minor = _minor(amount, wallets_service.supported(currency))
+        if minor is None:
+            raise InvalidAmount("Enter an amount above zero.")
+        intent = await service.create_intent(
+            session, request.app.state.ledger, actor, amount_minor=minor, currency=currency,
+            description=description or None, metadata={"source": "dashboard"},
+            intent_id=service.intent_id_for_key(actor.merchant.id, f"dashboard:{key}"))
+    except BankwalletError as exc:
+        await session.rollback()
+        again = await _member(request, session, merchant_id)  # the attempt rolled back
+        if isinstance(again, Response):
+            return again
+        return await _payments_page(request, session, again[1], error=exc.code,
+                                    form={"amount": amount, "currency": currency,
+                                          "description": description},
+                                    status_code=exc.status)
+    return RedirectResponse(f"/merchant/{merchant_id}/payments/{_pid(intent)}",
+                            status_code=303)
 
 
 @router.get("/merchant/{merchant_id}/payments/{intent_id}", response_class=HTMLResponse)
@@ -437,17 +513,20 @@ async def payment_action(request: Request, merchant_id: uuid.UUID, intent_id: st
             await service.create_refund(session, ledger, actor, intent_id=pi,
                                         refund_id=service.refund_id_for_key(actor.merchant.id,
                                                                             key),
-                                        amount_minor=minor, reason=reason or None)
+                                        amount_minor=minor, reason=reason or None,
+                                        gateway=gateway_of(request))
         elif action == "capture":
-            await service.capture_intent(session, ledger, actor, pi, amount_to_capture=minor)
+            await service.capture_intent(session, ledger, actor, pi, amount_to_capture=minor,
+                                         gateway=gateway_of(request))
         else:
-            await service.cancel_intent(session, ledger, actor, pi, reason=reason or None)
+            await service.cancel_intent(session, ledger, actor, pi, reason=reason or None,
+                                        gateway=gateway_of(request))
         return {"ok": True}
 
     path = f"/merchant/{merchant_id}/payments/{intent_id}"
     try:
-        await _once(session, scope=f"merchant:{merchant_id}", key=key, request=request,
-                    work=work)
+        await forms.run_once(session, request, scope=f"merchant:{merchant_id}", key=key,
+                             work=work)
     except StepUpRequired:
         return _step_up(path)
     except BankwalletError as exc:
@@ -631,8 +710,8 @@ async def settlement_create(request: Request, merchant_id: uuid.UUID, auth: Auth
 
     path = f"/merchant/{merchant_id}/settlements"
     try:
-        await _once(session, scope=f"merchant:{merchant_id}", key=key, request=request,
-                    work=work)
+        await forms.run_once(session, request, scope=f"merchant:{merchant_id}", key=key,
+                             work=work)
     except StepUpRequired:
         return _step_up(path)
     except BankwalletError as exc:
