@@ -3,16 +3,15 @@ port with a fresh SQLite file, driven by the system's headless Chromium through 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+import servers
 
 from conftest import free_port, skip_or_fail
 
@@ -34,38 +33,40 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, "BANKWALLET_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bankwallet.db",
            "BANKWALLET_ENV": "test", "BANKWALLET_LOG_JSON": "false",
            "BANKWALLET_CHAIN_NETWORKS": f'{{"ETH": "http://127.0.0.1:{chain_port}/"}}'}
-    log_path = workdir / "server.log"
     # The work directory is the server's cwd, so a developer's ./.env and ./var stay out of it.
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bankwallet", "serve", "--host", "127.0.0.1", "--port",
-             str(port)], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(url, process, log_path)
+    with servers.running(servers.serve_argv(port), url=f"http://127.0.0.1:{port}", env=env,
+                         cwd=workdir, log_path=workdir / "server.log",
+                         timeout_s=SERVER_START_TIMEOUT_S) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
-def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the server did not answer /healthz in {SERVER_START_TIMEOUT_S} s:\n"
-                f"{log_path.read_text()}")
+def wallet_env(workdir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a server (or a command) of its own in ``workdir``: none of this
+    process's BANKWALLET_ variables, a fresh SQLite file and key file there, and ``extra``."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("BANKWALLET_")},
+            "BANKWALLET_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bankwallet.db",
+            "BANKWALLET_ENV": "test", "BANKWALLET_LOG_JSON": "false",
+            "BANKWALLET_KEY_FILE": str(workdir / "keys.json"), **extra}
+
+
+@contextlib.contextmanager
+def serving_demo_data(workdir: Path) -> Iterator[str]:
+    """``bankwallet demo`` fills a fresh database in ``workdir``, then ``bankwallet serve``
+    serves it on a free port; yields the server's URL."""
+    port = free_port()
+    env = wallet_env(workdir)
+    log_path = workdir / "server.log"
+    with log_path.open("wb") as log:
+        # Same cwd and key file as the server, so it can read what the demo sealed.
+        loaded = subprocess.run(servers.bankwallet("demo"), cwd=workdir, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, timeout=SERVER_START_TIMEOUT_S * 4)
+    if loaded.returncode != 0:
+        pytest.fail(f"bankwallet demo exited with {loaded.returncode}:\n"
+                    f"{log_path.read_text()}")
+    with servers.running(servers.serve_argv(port), url=f"http://127.0.0.1:{port}", env=env,
+                         cwd=workdir, log_path=log_path,
+                         timeout_s=SERVER_START_TIMEOUT_S) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +91,12 @@ async def phone(browser: Any, server_url: str) -> AsyncIterator[Any]:
     page = await context.new_page()
     yield page
     await context.close()
+
+
+@pytest.fixture(scope="session")
+def demo_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Another real server, on a database first filled by ``bankwallet demo``: customers with
+    funded wallets (``bankwallet.demo.CUSTOMERS``, password ``bankwallet.demo.PASSWORD``), for
+    journeys that spend money without a bank behind the wallet."""
+    with serving_demo_data(tmp_path_factory.mktemp("e2e-demo-server")) as url:
+        yield url

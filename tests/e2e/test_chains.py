@@ -5,14 +5,12 @@ another address, and see the transaction confirmed."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+import servers
 from conftest import skip_or_fail
 from eth_account import Account
 
@@ -38,32 +36,12 @@ def chain_url(server_url: str) -> Iterator[str]:
     except ImportError:
         skip_or_fail("eth-tester is not installed (pip install -e '.[dev]')")
     port = os.environ["BANKWALLET_E2E_CHAIN_PORT"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bankwallet", "sandbox-chain", "--host", "127.0.0.1", "--port",
-         port, "--chain-id", str(CHAIN_ID), "--accounts", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + CHAIN_START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the sandbox chain exited with {process.returncode}")
-            try:
-                if httpx.get(f"{url}healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the sandbox chain did not start")
-            time.sleep(0.1)
+    with servers.running(
+            servers.bankwallet("sandbox-chain", "--host", "127.0.0.1", "--port", port,
+                               "--chain-id", str(CHAIN_ID), "--accounts", "2"),
+            url=f"http://127.0.0.1:{port}/", timeout_s=CHAIN_START_TIMEOUT_S,
+            name="the sandbox chain") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def rpc(url: str, method: str, *params: Any) -> Any:

@@ -11,15 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import create_sqlite_database
-from funding.conftest import (
-    HOLDER,
-    LiveWallet,
-    card_number,
-    ensure_key_file,
-    launch_live,
-    start_all,
-)
+from funding.conftest import HOLDER, LiveWallet, card_number, live_wallet
 
 from .conftest import PHONE
 from .test_identity import PASSWORD, sms_code
@@ -30,13 +22,8 @@ SETTLE_TIMEOUT_MS = 20_000
 
 @pytest.fixture(scope="module")
 def banked_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveWallet]:
-    workdir = tmp_path_factory.mktemp("e2e-funding")
-    key_path = workdir / "keys.json"
-    ensure_key_file(key_path)
-    live = launch_live(create_sqlite_database(workdir), workdir, key_path)
-    start_all([live])
-    yield live
-    live.stop()
+    with live_wallet(tmp_path_factory.mktemp("e2e-funding")) as live:
+        yield live
 
 
 async def test_link_a_bank_account_top_up_and_withdraw(browser: Any,
