@@ -32,6 +32,7 @@ from bankwallet.notifications import api as notifications_api
 from bankwallet.notifications import tasks as notifications_tasks  # registers consumers
 from bankwallet.notifications import web as notifications_web
 from bankwallet.settings import Settings, get_settings
+from bankwallet.transfers.fast import FastPath, FastTransfersMiddleware
 
 
 def _domain_modules(name: str, *, skip: tuple[str, ...] = ()) -> list[ModuleType]:
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
                                 batch_wait_ms=settings.ledger_batch_wait_ms,
                                 pipeline=settings.ledger_pipeline)
         app.state.db, app.state.ledger = db, ledger
+        if settings.p2p_fast_path:
+            await fast_p2p.start(settings.database_url, pool_size=settings.database_pool_size)
         notifications_tasks.configure(settings)
         workers: list[asyncio.Task[None]] = []
         if run_workers:
@@ -88,6 +91,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            await fast_p2p.close()
             await ledger.close()
             await db.dispose()
 
@@ -95,6 +99,11 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
                   docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
     app.state.settings = settings
     install_error_handlers(app)
+    # Inside the request context (ids, security headers, body limit): the P2P fast path,
+    # on PostgreSQL only (transfers/fast.py).
+    fast_p2p = FastPath()
+    app.state.fast_p2p = fast_p2p
+    app.add_middleware(FastTransfersMiddleware, fast=fast_p2p)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
     @app.get("/healthz", tags=["ops"])

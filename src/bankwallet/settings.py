@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # PostgreSQL: batches in flight at once (decided while the one before commits).
     ledger_pipeline: int = Field(default=2, ge=1, le=4)
     ledger_expiry_interval_s: float = Field(default=1.0, gt=0)
+    # PostgreSQL: POST /api/v1/transfers takes the fast path (transfers/fast.py) when it can.
+    p2p_fast_path: bool = True
 
     # Bearer token for the operator API (/api/v1/ledger); unset disables that API.
     ops_token: str | None = None

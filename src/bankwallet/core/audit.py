@@ -280,6 +280,13 @@ def _cut(value: str | None, max_chars: int) -> str | None:
     return value[:max_chars] if value else None
 
 
+def data_json(data: dict | None) -> str | None:
+    """An event's ``data`` as ``record`` stores it, in JSON: for a writer that inserts audit
+    rows with its own SQL (the P2P fast path, PostgreSQL only, chained after commit)."""
+    cleaned = _clean_data(data)
+    return None if cleaned is None else orjson.dumps(cleaned).decode()
+
+
 def _clean_data(data: dict | None) -> dict[str, Any] | None:
     """Redacted, then through JSON once, so the hash covers exactly what reads back."""
     if not data:

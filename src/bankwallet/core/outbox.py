@@ -177,11 +177,7 @@ def consumers_of(topic: str) -> list[str]:
 async def publish(session: AsyncSession, topic: str, payload: dict, *,
                   sensitive: dict | None = None, key: str | None = None) -> uuid.UUID:
     """Add an event to the caller's transaction; it is delivered only if that commits."""
-    assert TOPIC_RE.fullmatch(topic) and len(topic) <= TOPIC_MAX_CHARS, topic
-    assert key is None or len(key) <= KEY_MAX_CHARS
-    # Validates that the payload is JSON (datetimes, UUIDs become strings) and bounded.
-    encoded = orjson.dumps(payload)
-    assert len(encoded) <= PAYLOAD_MAX_BYTES, f"outbox payload over {PAYLOAD_MAX_BYTES} bytes"
+    encoded = payload_json(topic, payload, key=key)
     sealed = None
     if sensitive:
         sealed = get_keyring().encrypt(orjson.dumps(sensitive), context=SEALED_CONTEXT)
@@ -197,6 +193,24 @@ async def publish(session: AsyncSession, topic: str, payload: dict, *,
     return event_id
 
 
+def payload_json(topic: str, payload: dict, *, key: str | None = None) -> bytes:
+    """The payload as stored, after the checks ``publish`` makes (also for a writer that
+    inserts events with its own SQL: the P2P fast path, which then calls ``wake``)."""
+    assert TOPIC_RE.fullmatch(topic) and len(topic) <= TOPIC_MAX_CHARS, topic
+    assert key is None or len(key) <= KEY_MAX_CHARS
+    # Validates that the payload is JSON (datetimes, UUIDs become strings) and bounded.
+    encoded = orjson.dumps(payload)
+    assert len(encoded) <= PAYLOAD_MAX_BYTES, f"outbox payload over {PAYLOAD_MAX_BYTES} bytes"
+    return encoded
+
+
+def wake() -> None:
+    """Tell this process's dispatchers that events were committed."""
+    for loop, wake_event in list(_WAKERS):
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(wake_event.set)
+
+
 # In-process dispatchers waiting for work: a commit with events wakes them at once, so an OTP
 # leaves without waiting for the next poll.
 _WAKERS: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
@@ -204,9 +218,7 @@ _WAKERS: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
 def _wake_dispatchers(session: Any) -> None:
     session.info.pop("outbox_wake", None)
-    for loop, wake in list(_WAKERS):
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(wake.set)
+    wake()
 
 
 # -- dispatching -----------------------------------------------------------------------------

@@ -78,7 +78,11 @@ class MfaStatus:
 
 def masked_login(user: User) -> str:
     """``+86138****8000`` or ``u***@example.com``: enough to recognise, not to harvest."""
-    contact = service.contact_of(user)
+    return masked_contact(service.contact_of(user))
+
+
+def masked_contact(contact: dict[str, str | None]) -> str:
+    """``masked_login`` of a decrypted contact (``service.contact_of`` / ``contact_from``)."""
     if contact["phone"]:
         phone = contact["phone"]
         return f"{phone[:-8]}****{phone[-4:]}" if len(phone) > 10 else phone[:3] + "****"

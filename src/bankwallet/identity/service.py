@@ -136,13 +136,23 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 
 
 def contact_of(user: User) -> dict[str, str | None]:
+    return contact_from(email_enc=user.email_enc, phone_enc=user.phone_enc)
+
+
+def contact_from(*, email_enc: bytes | None, phone_enc: bytes | None) -> dict[str, str | None]:
+    """The e-mail address and phone number from their encrypted columns."""
     keyring = get_keyring()
     return {
-        "email": keyring.decrypt(user.email_enc, context="identity_user.email").decode()
-        if user.email_enc else None,
-        "phone": keyring.decrypt(user.phone_enc, context="identity_user.phone").decode()
-        if user.phone_enc else None,
+        "email": keyring.decrypt(email_enc, context="identity_user.email").decode()
+        if email_enc else None,
+        "phone": keyring.decrypt(phone_enc, context="identity_user.phone").decode()
+        if phone_enc else None,
     }
+
+
+def login_index(login: Login) -> bytes:
+    """The blind index a login is found by (``identity_user.email_index`` / ``phone_index``)."""
+    return _index(login)
 
 
 # -- sign-up -------------------------------------------------------------------------------
@@ -340,13 +350,29 @@ async def authenticate(session: AsyncSession, token: str | None) -> Authenticate
     if row is None:
         raise Unauthenticated()
     record, user = row
-    idle_limit = record.last_seen_at + dt.timedelta(seconds=settings.session_idle_timeout_s)
-    if (record.revoked_at is not None or now >= record.expires_at or user.status != "active"
-            or (record.kind == "web" and now >= idle_limit)):
+    if not session_usable(kind=record.kind, expires_at=record.expires_at,
+                          revoked_at=record.revoked_at, last_seen_at=record.last_seen_at,
+                          user_status=user.status, now=now,
+                          idle_timeout_s=settings.session_idle_timeout_s):
         raise Unauthenticated()
-    if (now - record.last_seen_at).total_seconds() > 30:  # bounded write rate per session
+    if last_seen_due(record.last_seen_at, now):
         record.last_seen_at = now
     return Authenticated(user, record)
+
+
+def session_usable(*, kind: str, expires_at: dt.datetime, revoked_at: dt.datetime | None,
+                   last_seen_at: dt.datetime, user_status: str, now: dt.datetime,
+                   idle_timeout_s: int) -> bool:
+    """Whether a session still authenticates: not revoked or expired, its user active, and
+    a web session not idle too long."""
+    idle_limit = last_seen_at + dt.timedelta(seconds=idle_timeout_s)
+    return not (revoked_at is not None or now >= expires_at or user_status != "active"
+                or (kind == "web" and now >= idle_limit))
+
+
+def last_seen_due(last_seen_at: dt.datetime, now: dt.datetime) -> bool:
+    """The session's last-seen time is written at most every 30 s (a bounded write rate)."""
+    return (now - last_seen_at).total_seconds() > 30
 
 
 async def logout(session: AsyncSession, auth: Authenticated) -> None:

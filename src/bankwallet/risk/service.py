@@ -34,6 +34,13 @@ async def assess(session: AsyncSession, *, user_id: uuid.UUID, action: str, amou
                  currency: str, counterparty: str | None = None) -> Assessment:
     """How risky is this movement? ``action`` names it (``p2p.send``, ``withdrawal`` …)."""
     del session, user_id, currency, counterparty  # the rules engine will read these
+    return assess_amount(action=action, amount_minor=amount_minor)
+
+
+def assess_amount(*, action: str, amount_minor: int) -> Assessment:
+    """The rules that need nothing but the movement itself. The P2P fast path
+    (transfers/fast.py) asks only these and leaves anything not ALLOW to the general path, so
+    a rule that reads history belongs in ``assess`` and the fast path must ask it too."""
     if amount_minor > STEP_UP_THRESHOLD_MINOR:
         return Assessment(Decision.STEP_UP, (f"{action}: amount above the step-up threshold",))
     return Assessment(Decision.ALLOW)

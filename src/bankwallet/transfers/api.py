@@ -41,12 +41,6 @@ Cursor = Annotated[str | None, Query(max_length=repository.CURSOR_MAX_CHARS)]
 RequestStatus = Literal["open", "paying", "paid", "declined", "cancelled"]
 
 
-def _scope(user_id: uuid.UUID) -> str:
-    """One key space per customer for every transfers POST (the path is in the fingerprint,
-    so a key reused on another endpoint is a conflict)."""
-    return f"transfers:{user_id}"
-
-
 class _Undecided(Exception):
     """Carries an answer that must not be stored under the key: after stepping up, the same
     request with the same key must run, not replay "step up first"."""
@@ -66,8 +60,8 @@ async def _once(request: Request, session: AsyncSession, *, user_id: uuid.UUID,
             raise _Undecided(exc) from None
 
     try:
-        return await idempotency.run(request, session, scope=_scope(user_id), body=body,
-                                     work=guarded, status=status)
+        return await idempotency.run(request, session, scope=service.idempotency_scope(user_id),
+                                     body=body, work=guarded, status=status)
     except _Undecided as undecided:  # the claim was released; the key is free again
         raise undecided.error from None
 

@@ -183,6 +183,12 @@ def money_moved(row: Transfer) -> dict[str, Any]:
     return payload
 
 
+def audit_data(row: Transfer) -> dict[str, Any]:
+    """What the audit log keeps about a transfer's outcome."""
+    return {"amount_minor": row.amount_minor, "currency": row.currency,
+            "payee_user_id": str(row.payee_user_id), "failure_code": row.failure_code}
+
+
 def _failure_code(result: Result) -> str:
     if result in (Result.EXCEEDS_CREDITS, Result.DEBIT_ACCOUNT_NOT_FOUND):
         return InsufficientFunds.code
@@ -202,26 +208,41 @@ def error_of(row: Transfer) -> Exception:
 # -- recipients ------------------------------------------------------------------------------
 
 
-async def resolve_recipient(session: AsyncSession, text: str) -> Any:
-    """The active customer behind a phone number, an e-mail address, a wallet id or a
-    signed contact card. Unknown, closed and locked all answer ``RecipientNotFound``."""
+def recipient_query(text: str) -> uuid.UUID | identity_service.Login:
+    """What to look a recipient up by: a wallet id (also from a signed contact card) or a
+    login. Raises ``InvalidRecipient`` / ``InvalidContactCard`` for anything else."""
     text = (text or "").strip()
     if not text or len(text) > RECIPIENT_MAX_CHARS:
         raise InvalidRecipient()
     if text.lower().startswith("bankwallet:"):
-        user = await identity_service.get_user(session, parse_contact_card(text))
+        return parse_contact_card(text)
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        pass
+    try:
+        return identity_service.parse_login(text)
+    except InvalidLogin:
+        raise InvalidRecipient() from None
+
+
+async def resolve_recipient(session: AsyncSession, text: str) -> Any:
+    """The active customer behind a phone number, an e-mail address, a wallet id or a
+    signed contact card. Unknown, closed and locked all answer ``RecipientNotFound``."""
+    query = recipient_query(text)
+    if isinstance(query, uuid.UUID):
+        user = await identity_service.get_user(session, query)
     else:
-        try:
-            user = await identity_service.get_user(session, uuid.UUID(text))
-        except ValueError:
-            try:
-                login = identity_service.parse_login(text)
-            except InvalidLogin:
-                raise InvalidRecipient() from None
-            user = await identity_service.find_user(session, login)
+        user = await identity_service.find_user(session, query)
     if user is None or user.status != "active":
         raise RecipientNotFound()
     return user
+
+
+def idempotency_scope(user_id: uuid.UUID) -> str:
+    """One key space per customer for every transfers POST (the path is in the fingerprint,
+    so a key reused on another endpoint is a conflict)."""
+    return f"transfers:{user_id}"
 
 
 async def preview_recipient(session: AsyncSession, auth: identity_service.Authenticated,
@@ -330,8 +351,9 @@ async def _record_intent(session: AsyncSession, ledger: LedgerStore,
     return row
 
 
-async def _settle(session: AsyncSession, ledger: LedgerStore, row: Transfer) -> Transfer:
-    """Submit the ledger transfer (step 3) and record its outcome (step 4)."""
+async def post(ledger: LedgerStore, row: Transfer) -> str | None:
+    """Submit the ledger transfer of a pending row (step 3): None when it posted, else the
+    failure code to record. Resubmitting the same row is always safe."""
     (outcome,) = await ledger_service.submit(ledger, [ledger_transfer(row)])
     if outcome.result is Result.CREDIT_ACCOUNT_NOT_FOUND:
         # The payee has never held this currency: open the wallet, then the same transfer
@@ -340,11 +362,17 @@ async def _settle(session: AsyncSession, ledger: LedgerStore, row: Transfer) -> 
         await wallets_service.open_wallet(ledger, row.payee_user_id, row.currency)
         (outcome,) = await ledger_service.submit(ledger, [ledger_transfer(row)])
     if outcome.ok:
-        return await _finish(session, row, posted=True, failure_code=None)
+        return None
     if outcome.result is not Result.EXCEEDS_CREDITS:
         log.warning("ledger refused a transfer",
                     extra={"transfer_id": str(row.id), "result": outcome.result.value})
-    return await _finish(session, row, posted=False, failure_code=_failure_code(outcome.result))
+    return _failure_code(outcome.result)
+
+
+async def _settle(session: AsyncSession, ledger: LedgerStore, row: Transfer) -> Transfer:
+    """Submit the ledger transfer (step 3) and record its outcome (step 4)."""
+    failure_code = await post(ledger, row)
+    return await _finish(session, row, posted=failure_code is None, failure_code=failure_code)
 
 
 async def _finish(session: AsyncSession, row: Transfer, *, posted: bool,
@@ -371,10 +399,7 @@ async def _finish(session: AsyncSession, row: Transfer, *, posted: bool,
                              key=str(row.payer_user_id))
     await audit.record(session, action=f"transfers.transfer.{status}", actor_type="user",
                        actor_id=str(row.payer_user_id), subject_type="transfer",
-                       subject_id=str(row.id),
-                       data={"amount_minor": row.amount_minor, "currency": row.currency,
-                             "payee_user_id": str(row.payee_user_id),
-                             "failure_code": failure_code})
+                       subject_id=str(row.id), data=audit_data(row))
     await session.flush()
     return row
 
