@@ -111,7 +111,7 @@ class FastPath:
         dsn = asyncpg_dsn(database_url)
         if dsn is None:
             return False
-        self.pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size,
+        self.pool = await asyncpg.create_pool(dsn, min_size=0, max_size=pool_size,
                                               reset=_no_reset)
         return True
 
