@@ -379,8 +379,15 @@ def test_an_aged_session_does_not_hold_the_write_lock_while_the_request_works(
             await session.execute(update(SessionRow).where(
                 SessionRow.id == uuid.UUID(created["session_id"])).values(last_seen_at=a_minute_ago))
 
+    async def drop_probe() -> None:  # the database is shared: leave no table behind
+        async with client.app.state.db.engine.begin() as conn:
+            await conn.execute(text("DROP TABLE IF EXISTS lock_probe"))
+
     client.portal.call(age)
-    r = client.get("/test/lock-probe", headers=bearer(created["token"]))
+    try:
+        r = client.get("/test/lock-probe", headers=bearer(created["token"]))
+    finally:
+        client.portal.call(drop_probe)
     assert r.status_code == 200, r.text
 
     async def seen() -> dt.datetime:
