@@ -283,12 +283,17 @@ def _cut(value: str | None, max_chars: int) -> str | None:
 def data_json(data: dict | None) -> str | None:
     """An event's ``data`` as ``record`` stores it, in JSON: for a writer that inserts audit
     rows with its own SQL (the P2P fast path, PostgreSQL only, chained after commit)."""
-    cleaned = _clean_data(data)
-    return None if cleaned is None else orjson.dumps(cleaned).decode()
+    encoded = _clean_json(data)
+    return None if encoded is None else encoded.decode()
 
 
 def _clean_data(data: dict | None) -> dict[str, Any] | None:
     """Redacted, then through JSON once, so the hash covers exactly what reads back."""
+    encoded = _clean_json(data)
+    return None if encoded is None else orjson.loads(encoded)
+
+
+def _clean_json(data: dict | None) -> bytes | None:
     if not data:
         return None
     encoded = orjson.dumps(_floats_as_text(redact(data)), default=str,
@@ -297,7 +302,7 @@ def _clean_data(data: dict | None) -> dict[str, Any] | None:
         raise ValueError(f"audit data is larger than {DATA_MAX_BYTES} bytes; keep it small")
     if b"\\u0000" in encoded:  # PostgreSQL's JSONB cannot hold NUL
         encoded = encoded.replace(b"\\u0000", b"")
-    return orjson.loads(encoded)
+    return encoded
 
 
 def _floats_as_text(value: Any) -> Any:

@@ -121,13 +121,15 @@ def parse_login(text: str, *, region: str | None = None) -> Login:
     return Login("phone", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
-def _index(login: Login) -> bytes:
+def login_index(login: Login) -> bytes:
+    """The blind index a login is found by (``identity_user.email_index`` / ``phone_index``)."""
     return get_keyring().blind_index(login.value, context=f"identity.{login.kind}")
 
 
 async def find_user(session: AsyncSession, login: Login) -> User | None:
     column = User.email_index if login.kind == "email" else User.phone_index
-    return (await session.execute(select(User).where(column == _index(login)))).scalar_one_or_none()
+    return (await session.execute(select(User).where(column == login_index(login)))
+            ).scalar_one_or_none()
 
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
@@ -148,11 +150,6 @@ def contact_from(*, email_enc: bytes | None, phone_enc: bytes | None) -> dict[st
         "phone": keyring.decrypt(phone_enc, context="identity_user.phone").decode()
         if phone_enc else None,
     }
-
-
-def login_index(login: Login) -> bytes:
-    """The blind index a login is found by (``identity_user.email_index`` / ``phone_index``)."""
-    return _index(login)
 
 
 # -- sign-up -------------------------------------------------------------------------------
@@ -209,9 +206,9 @@ def _new_user(login: Login, *, password_hash: str, role: str, locale: str) -> Us
                 kyc_tier=0, locale=locale, created_at=now, password_changed_at=now)
     encrypted = keyring.encrypt(login.value, context=f"identity_user.{login.kind}")
     if login.kind == "email":
-        user.email_index, user.email_enc = _index(login), encrypted
+        user.email_index, user.email_enc = login_index(login), encrypted
     else:
-        user.phone_index, user.phone_enc = _index(login), encrypted
+        user.phone_index, user.phone_enc = login_index(login), encrypted
     return user
 
 
@@ -245,7 +242,7 @@ async def login(session: AsyncSession, *, login_text: str, password: str, info: 
         parsed = parse_login(login_text)
     except InvalidLogin:
         raise BadCredentials() from None
-    account_key = f"login:acct:{_index(parsed).hex()}"
+    account_key = f"login:acct:{login_index(parsed).hex()}"
     ip_key = f"login:ip:{info.ip}"
     await _throttle_check(session, ip_key, limit=settings.ip_max_failures)
     await _throttle_check(session, account_key, limit=None)
@@ -297,7 +294,7 @@ async def _second_factor_challenge(session: AsyncSession, user: User, *,
     login = (Login("phone", contact["phone"]) if contact["phone"]
              else Login("email", contact["email"] or ""))
     challenge = Challenge(
-        id=uuid7(), purpose=LOGIN_2FA_PURPOSE, destination_index=_index(login),
+        id=uuid7(), purpose=LOGIN_2FA_PURPOSE, destination_index=login_index(login),
         destination_enc=get_keyring().encrypt(login.value,
                                               context="identity_challenge.destination"),
         channel=login.channel, code_hash=secrets.token_bytes(32), user_id=user.id,
@@ -483,7 +480,7 @@ async def _new_challenge(session: AsyncSession, *, purpose: str, login: Login,
     challenge_id = uuid7()
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     challenge = Challenge(
-        id=challenge_id, purpose=purpose, destination_index=_index(login),
+        id=challenge_id, purpose=purpose, destination_index=login_index(login),
         destination_enc=get_keyring().encrypt(login.value,
                                               context="identity_challenge.destination"),
         channel=login.channel, code_hash=_code_hash(challenge_id, code), user_id=user_id,

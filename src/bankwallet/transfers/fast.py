@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bankwallet.core import audit, idempotency, outbox
 from bankwallet.core.db import utcnow
 from bankwallet.core.errors import PROBLEM_JSON, BankwalletError
-from bankwallet.core.ids import derived_id, uuid7
+from bankwallet.core.ids import uuid7
 from bankwallet.identity import kyc, mfa
 from bankwallet.identity import service as identity_service
 from bankwallet.risk import service as risk_service
@@ -154,13 +154,13 @@ class FastPath:
         row.status = "posted" if failure_code is None else "failed"
         row.failure_code, row.finished_at = failure_code, now
         status, answer, media_type = _answer_of(row)
-        event = orjson.loads(outbox.payload_json("money.moved", service.money_moved(row),
-                                                 key=str(row.payer_user_id)))
+        event = outbox.payload_json("money.moved", service.money_moved(row),
+                                    key=str(row.payer_user_id))
         async with self.pool.acquire() as conn:
             recorded = await conn.fetchval(
                 OUTCOME, row.id, row.status, failure_code, now, row.payer_user_id,
                 row.outflow_day, row.currency, row.amount_minor, uuid7(), "money.moved",
-                str(row.payer_user_id), orjson.dumps(event).decode(), uuid7(),
+                str(row.payer_user_id), event.decode(), uuid7(),
                 f"transfers.transfer.{row.status}", str(row.id),
                 audit.data_json(service.audit_data(row)), scope_, key, status,
                 orjson.dumps(answer).decode())
@@ -249,12 +249,15 @@ async def _record_intent(conn: asyncpg.Connection, *, token: str, key: str,
             action="p2p.send", amount_minor=amount_minor).decision \
             is not risk_service.Decision.ALLOW:
         return None
-    by_id = query if isinstance(query, uuid.UUID) else None
-    index = None if by_id is not None else identity_service.login_index(query)  # type: ignore[arg-type]
-    kind = None if by_id is not None else query.kind  # type: ignore[union-attr]
-    found = await conn.fetchrow(LOOKUP, identity_service.hash_token(token), by_id,
-                                index if kind == "phone" else None,
-                                index if kind == "email" else None)
+    by_id = phone_index = email_index = None
+    if isinstance(query, uuid.UUID):
+        by_id = query
+    elif query.kind == "phone":
+        phone_index = identity_service.login_index(query)
+    else:
+        email_index = identity_service.login_index(query)
+    found = await conn.fetchrow(LOOKUP, identity_service.hash_token(token), by_id, phone_index,
+                                email_index)
     now = utcnow()
     settings = get_settings()
     if found is None or not identity_service.session_usable(
@@ -270,13 +273,13 @@ async def _record_intent(conn: asyncpg.Connection, *, token: str, key: str,
     if amount_minor > limits.single_minor:
         return None
     scope_ = service.idempotency_scope(payer_id)
-    transfer_id = derived_id("transfers.send", payer_id, key)
+    transfer_id = service.sent_transfer_id(payer_id, key)
     day = wallets_service.bank_today(now)
     row = Transfer(
         id=transfer_id, payer_user_id=payer_id, payee_user_id=payee_id,
         amount_minor=amount_minor, currency=currency, code=int(Code.P2P), note=note,
-        status="pending", failure_code=None, ledger_transfer_id=derived_id("transfers.p2p",
-                                                                           transfer_id),
+        status="pending", failure_code=None,
+        ledger_transfer_id=service.ledger_transfer_id(transfer_id),
         request_id=None, outflow_day=day, created_at=now, finished_at=None,
         from_display=mfa.masked_contact(identity_service.contact_from(
             email_enc=found["email_enc"], phone_enc=found["phone_enc"])),

@@ -183,6 +183,16 @@ def money_moved(row: Transfer) -> dict[str, Any]:
     return payload
 
 
+def sent_transfer_id(payer_id: uuid.UUID, key: str) -> uuid.UUID:
+    """The id of the transfer a payer sends under an ``Idempotency-Key`` (both paths)."""
+    return derived_id("transfers.send", payer_id, key)
+
+
+def ledger_transfer_id(transfer_id: uuid.UUID) -> uuid.UUID:
+    """The ledger transfer id of a transfer row: a retry resubmits the same one."""
+    return derived_id("transfers.p2p", transfer_id)
+
+
 def audit_data(row: Transfer) -> dict[str, Any]:
     """What the audit log keeps about a transfer's outcome."""
     return {"amount_minor": row.amount_minor, "currency": row.currency,
@@ -288,7 +298,7 @@ async def send(session: AsyncSession, ledger: LedgerStore, auth: identity_servic
                *, key: str, to: str, amount_minor: int, currency: str,
                note: str | None = None) -> Transfer:
     """Send ``amount_minor`` to another customer, once per ``key``."""
-    transfer_id = derived_id("transfers.send", auth.user.id, key)
+    transfer_id = sent_transfer_id(auth.user.id, key)
     existing = await session.get(Transfer, transfer_id)
     if existing is not None:
         return await _resume(session, ledger, existing,
@@ -336,7 +346,7 @@ async def _record_intent(session: AsyncSession, ledger: LedgerStore,
         raise RequestNotOpen()
     now = utcnow()
     row.status, row.failure_code, row.created_at, row.finished_at = "pending", None, now, None
-    row.ledger_transfer_id = derived_id("transfers.p2p", row.id)
+    row.ledger_transfer_id = ledger_transfer_id(row.id)
     row.request_id = request.id if request is not None else None
     session.add(row)
     try:

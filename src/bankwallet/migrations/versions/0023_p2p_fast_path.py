@@ -33,12 +33,10 @@ BEGIN
     IF EXISTS (SELECT 1 FROM transfers_transfer WHERE id = p_transfer_id) THEN
         RETURN 'exists';
     END IF;
-    IF p_payee_cap IS NOT NULL THEN
-        SELECT credits_posted - debits_posted + credits_pending + p_amount INTO v_payee_after
-          FROM ledger_account WHERE id = p_payee_account;
-        IF v_payee_after IS NULL OR v_payee_after > p_payee_cap THEN
-            RETURN 'cap';  -- no wallet yet (the general path opens it) or over the cap
-        END IF;
+    SELECT credits_posted - debits_posted + credits_pending + p_amount INTO v_payee_after
+      FROM ledger_account WHERE id = p_payee_account;
+    IF v_payee_after IS NULL OR v_payee_after > p_payee_cap THEN
+        RETURN 'cap';  -- no wallet yet (the general path opens it) or over the cap
     END IF;
     INSERT INTO core_idempotency_key (scope, key, fingerprint, state, response_status,
                                       response_body, created_at, locked_until)
@@ -51,9 +49,9 @@ BEGIN
     VALUES (p_payer, p_day, p_currency, p_amount)
     ON CONFLICT (user_id, day, currency) DO UPDATE
         SET amount_minor = c.amount_minor + EXCLUDED.amount_minor
-        WHERE p_daily_limit IS NULL OR c.amount_minor + EXCLUDED.amount_minor <= p_daily_limit
+        WHERE c.amount_minor + EXCLUDED.amount_minor <= p_daily_limit
     RETURNING amount_minor INTO v_counted;
-    IF v_counted IS NULL OR (p_daily_limit IS NOT NULL AND v_counted > p_daily_limit) THEN
+    IF v_counted IS NULL OR v_counted > p_daily_limit THEN
         -- Over the daily limit: undo this transaction's claim and count (nobody saw them).
         IF v_counted IS NOT NULL THEN
             DELETE FROM wallets_daily_outflow
