@@ -25,10 +25,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text, update
 
 from bankwallet.core.logging import QUIET_LOGGERS
-from bankwallet.app import create_app
 from bankwallet.chains.derive import derive_account
 from bankwallet.chains.mnemonic import parse_mnemonic
 from bankwallet.settings import Settings
+from tests.chains.conftest import app_clients
 from tests.chains.vectors import ABANDON_ABOUT, TEAM_ENGINE
 from tests.conftest import free_port, skip_or_fail
 from tests.identity.test_api import (  # noqa: F401
@@ -199,26 +199,8 @@ def chain_settings(db_url: str, sandbox: Sandbox, **overrides: Any) -> Settings:
 @pytest.fixture
 def make_client(db_url: str, key_file: Path, sandbox: Sandbox,  # noqa: F811
                 monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from bankwallet.core import crypto
-    from bankwallet.settings import get_settings
-
-    monkeypatch.setenv("BANKWALLET_ENV", "test")
-    get_settings.cache_clear()
-    crypto.reset_keyring()
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> TestClient:
-        app = create_app(chain_settings(db_url, sandbox, **overrides), run_workers=False)
-        test_client = TestClient(app, client=(next(CLIENT_ADDRESSES), 50000))
-        test_client.__enter__()
-        clients.append(test_client)
-        return test_client
-
-    yield make
-    for test_client in clients:
-        test_client.__exit__(None, None, None)
-    crypto.reset_keyring()
-    get_settings.cache_clear()
+    with app_clients(monkeypatch) as start:
+        yield lambda **overrides: start(chain_settings(db_url, sandbox, **overrides))
 
 
 @pytest.fixture

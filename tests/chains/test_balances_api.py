@@ -4,14 +4,10 @@ wallet's key (or none yet), an unreachable node said as such while the rest stil
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
-from bankwallet.app import create_app
 from bankwallet.chains.mnemonic import generate_mnemonic
 from bankwallet.settings import Settings
 from tests.chains.test_api import log_in_with_cookie
@@ -45,34 +41,6 @@ TOKENS = {"TRON": [{"address": USDT_TRON, "symbol": "USDT", "decimals": 6}],
 EVM = ("ETH", "BSC", "POLYGON", "OKX")
 
 
-@pytest.fixture
-def make_client(sqlite_url: str, key_file: Path,  # noqa: F811
-                monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from bankwallet.core import crypto
-    from bankwallet.settings import get_settings
-
-    monkeypatch.setenv("BANKWALLET_ENV", "test")
-    get_settings.cache_clear()
-    crypto.reset_keyring()
-    clients: list[TestClient] = []
-
-    def make(networks: dict[str, str], tokens: dict[str, Any] | None = None) -> TestClient:
-        settings = Settings(database_url=sqlite_url, env="test", chain_networks=networks,
-                            chain_tokens=TOKENS if tokens is None else tokens,
-                            chain_rpc_timeout_s=5.0)
-        test_client = TestClient(create_app(settings, run_workers=False),
-                                 client=(next(CLIENT_ADDRESSES), 50000))
-        test_client.__enter__()
-        clients.append(test_client)
-        return test_client
-
-    yield make
-    for test_client in clients:
-        test_client.__exit__(None, None, None)
-    crypto.reset_keyring()
-    get_settings.cache_clear()
-
-
 def _wallet(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
     """A wallet of a new recovery phrase: addresses no other test has funded."""
     r = client.post("/api/v1/chains/wallets", headers=headers, json={
@@ -100,10 +68,10 @@ def _asset(symbol: str, decimals: int, minor: int | None, amount: str | None,
 
 
 def test_portfolio_lists_native_and_token_balances_on_every_node_chain(
-        make_client: Any, btc_node: str, tron_node: str, sol_node: str,  # noqa: F811
+        node_client: Any, btc_node: str, tron_node: str, sol_node: str,  # noqa: F811
         apt_node: str, eos_node: str) -> None:  # noqa: F811
-    client = make_client({"BTC": btc_node, "TRON": tron_node, "SOL": sol_node,
-                          "APT": apt_node, "EOS": eos_node})
+    client = node_client({"BTC": btc_node, "TRON": tron_node, "SOL": sol_node,
+                          "APT": apt_node, "EOS": eos_node}, chain_tokens=TOKENS)
     phone = unique_phone()
     headers = bearer(sign_up(client, phone)["token"])
     wallet = _wallet(client, headers)
@@ -161,9 +129,10 @@ def test_portfolio_lists_native_and_token_balances_on_every_node_chain(
 
 
 def test_an_unreachable_node_is_said_and_the_rest_still_shows(
-        make_client: Any, tron_node: str, apt_node: str) -> None:  # noqa: F811
+        node_client: Any, tron_node: str, apt_node: str) -> None:  # noqa: F811
     closed = f"http://127.0.0.1:{free_port()}/"
-    client = make_client({"TRON": tron_node, "SOL": closed, "APT": apt_node, "EOS": closed})
+    client = node_client({"TRON": tron_node, "SOL": closed, "APT": apt_node, "EOS": closed},
+                         chain_tokens=TOKENS)
     headers = bearer(sign_up(client, unique_phone())["token"])
     wallet = _wallet(client, headers)
     tron, apt = _address(wallet, "TRON"), _address(wallet, "APT")
@@ -183,8 +152,8 @@ def test_an_unreachable_node_is_said_and_the_rest_still_shows(
     assert "BTC" not in holdings
 
 
-def test_without_a_node_a_chain_is_not_listed(make_client: Any) -> None:
-    client = make_client({})
+def test_without_a_node_a_chain_is_not_listed(node_client: Any) -> None:
+    client = node_client({}, chain_tokens=TOKENS)
     headers = bearer(sign_up(client, unique_phone())["token"])
     wallet = _wallet(client, headers)
     holdings = _portfolio(client, headers, wallet)

@@ -4,19 +4,14 @@ and ``/crypto/broadcast``, against sandbox Bitcoin, TRON and Solana nodes (real 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
-from bankwallet.app import create_app
 from bankwallet.chains import solana_signing, tron_signing
 from bankwallet.chains.btc_psbt import Payment, Utxo, build_psbt, sign_psbt
 from bankwallet.chains.derive import derive_keys
 from bankwallet.chains.mnemonic import parse_mnemonic
-from bankwallet.settings import Settings
 from tests.chains.vectors import ABANDON_ABOUT
 from tests.conftest import free_port
 from tests.connectors_chains.nodes import (  # noqa: F401
@@ -39,33 +34,6 @@ ABANDON = parse_mnemonic(ABANDON_ABOUT)
 PAY_TO = "bc1qhkfq3zahaqkkzx5mjnamwjsfpq2jk7z00ppggv"
 
 
-@pytest.fixture
-def make_client(sqlite_url: str, key_file: Path,  # noqa: F811
-                monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from bankwallet.core import crypto
-    from bankwallet.settings import get_settings
-
-    monkeypatch.setenv("BANKWALLET_ENV", "test")
-    get_settings.cache_clear()
-    crypto.reset_keyring()
-    clients: list[TestClient] = []
-
-    def make(networks: dict[str, str]) -> TestClient:
-        settings = Settings(database_url=sqlite_url, env="test", chain_networks=networks,
-                            chain_rpc_timeout_s=5.0)
-        test_client = TestClient(create_app(settings, run_workers=False),
-                                 client=(next(CLIENT_ADDRESSES), 50000))
-        test_client.__enter__()
-        clients.append(test_client)
-        return test_client
-
-    yield make
-    for test_client in clients:
-        test_client.__exit__(None, None, None)
-    crypto.reset_keyring()
-    get_settings.cache_clear()
-
-
 def _customer(client: TestClient) -> dict[str, str]:
     return bearer(sign_up(client, unique_phone())["token"])
 
@@ -79,9 +47,9 @@ def _signed_btc(node: str, path: str) -> tuple[str, str]:
     return signed.raw, signed.txid
 
 
-def test_relay_btc_tron_sol_through_the_api(make_client: Any, btc_node: str,
+def test_relay_btc_tron_sol_through_the_api(node_client: Any, btc_node: str,
                                             tron_node: str, sol_node: str) -> None:
-    client = make_client({"BTC": btc_node, "TRON": tron_node, "SOL": sol_node,
+    client = node_client({"BTC": btc_node, "TRON": tron_node, "SOL": sol_node,
                           "ETH": f"http://127.0.0.1:{free_port()}/"})
     headers = _customer(client)
     nodes = client.get("/api/v1/chains/nodes", headers=headers).json()["nodes"]
@@ -131,8 +99,8 @@ def rpc_tron_block(client: TestClient, tron_node: str) -> dict[str, Any]:
             "expiration_ms": raw["timestamp"] + 60_000}
 
 
-def test_refusals_are_problems(make_client: Any, btc_node: str, sol_node: str) -> None:
-    client = make_client({"BTC": btc_node, "SOL": sol_node,
+def test_refusals_are_problems(node_client: Any, btc_node: str, sol_node: str) -> None:
+    client = node_client({"BTC": btc_node, "SOL": sol_node,
                           "TRON": f"http://127.0.0.1:{free_port()}/"})
     headers = _customer(client)
     raw, _ = _signed_btc(btc_node, "m/84'/0'/0'/0/8")
@@ -175,8 +143,8 @@ def _signed_btc_unknown_coin() -> str:
     return sign_psbt(draft.psbt, ABANDON).raw
 
 
-def test_no_node_configured_is_said_not_failed(make_client: Any) -> None:
-    client = make_client({})
+def test_no_node_configured_is_said_not_failed(node_client: Any) -> None:
+    client = node_client({})
     headers = _customer(client)
     nodes = client.get("/api/v1/chains/nodes", headers=headers).json()["nodes"]
     assert all(not n["configured"] for n in nodes)
@@ -191,11 +159,11 @@ def test_no_node_configured_is_said_not_failed(make_client: Any) -> None:
     assert len(re.findall(r"data-node-missing", page.text)) == 3
 
 
-def test_the_broadcast_page_relays_and_explains_refusals(make_client: Any,
+def test_the_broadcast_page_relays_and_explains_refusals(node_client: Any,
                                                          sol_node: str) -> None:
     from tests.identity.test_api import STRONG
 
-    client = make_client({"SOL": sol_node})
+    client = node_client({"SOL": sol_node})
     phone = unique_phone()
     sign_up(client, phone)
     r = client.post("/login", data={"login": phone, "password": STRONG,
@@ -229,8 +197,8 @@ def test_the_broadcast_page_relays_and_explains_refusals(make_client: Any,
 
 
 def test_portfolio_shows_btc_tron_sol_where_a_node_is_configured(
-        make_client: Any, btc_node: str, tron_node: str) -> None:
-    client = make_client({"BTC": btc_node, "TRON": tron_node,
+        node_client: Any, btc_node: str, tron_node: str) -> None:
+    client = node_client({"BTC": btc_node, "TRON": tron_node,
                           "SOL": f"http://127.0.0.1:{free_port()}/"})
     headers = _customer(client)
     r = client.post("/api/v1/chains/wallets", headers=headers, json={

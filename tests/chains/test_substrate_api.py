@@ -5,16 +5,11 @@ another chain's or does not answer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
-from bankwallet.app import create_app
 from bankwallet.connectors.chains.sandbox_substrate import sandbox_genesis
-from bankwallet.settings import Settings
 from tests.chains.test_api import log_in_with_cookie
 from tests.chains.vectors import ABANDON_ABOUT
 from tests.conftest import free_port
@@ -32,33 +27,6 @@ from tests.identity.test_api import (  # noqa: F401
 )
 
 
-@pytest.fixture
-def make_client(sqlite_url: str, key_file: Path,  # noqa: F811
-                monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from bankwallet.core import crypto
-    from bankwallet.settings import get_settings
-
-    monkeypatch.setenv("BANKWALLET_ENV", "test")
-    get_settings.cache_clear()
-    crypto.reset_keyring()
-    clients: list[TestClient] = []
-
-    def make(networks: dict[str, str]) -> TestClient:
-        settings = Settings(database_url=sqlite_url, env="test", chain_networks=networks,
-                            chain_rpc_timeout_s=5.0)
-        test_client = TestClient(create_app(settings, run_workers=False),
-                                 client=(next(CLIENT_ADDRESSES), 50000))
-        test_client.__enter__()
-        clients.append(test_client)
-        return test_client
-
-    yield make
-    for test_client in clients:
-        test_client.__exit__(None, None, None)
-    crypto.reset_keyring()
-    get_settings.cache_clear()
-
-
 def _wallet(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
     r = client.post("/api/v1/chains/wallets", headers=headers, json={
         "kind": "mnemonic", "name": "Abandon", "mnemonic": ABANDON_ABOUT, "pin": "246810"})
@@ -71,10 +39,10 @@ def _address(wallet: dict[str, Any], chain: str) -> str:
 
 
 def test_portfolio_shows_dot_and_ksm_where_a_node_is_configured(
-        make_client: Any, dot_node: str, ksm_node: str) -> None:  # noqa: F811
+        node_client: Any, dot_node: str, ksm_node: str) -> None:  # noqa: F811
     # Polkadot: a node that answers as the live relay chain; Kusama: a local network,
     # accepted because its genesis is configured with the URL.
-    client = make_client({"DOT": dot_node,
+    client = node_client({"DOT": dot_node,
                           "KSM": f"{ksm_node}#genesis={sandbox_genesis('KSM')}"})
     phone = unique_phone()
     headers = bearer(sign_up(client, phone)["token"])
@@ -103,10 +71,10 @@ def test_portfolio_shows_dot_and_ksm_where_a_node_is_configured(
 
 
 def test_portfolio_says_when_a_substrate_node_is_wrong_or_unreachable(
-        make_client: Any, ksm_node: str) -> None:  # noqa: F811
+        node_client: Any, ksm_node: str) -> None:  # noqa: F811
     # The Kusama sandbox configured as Polkadot, and without its genesis as Kusama: neither
     # is the chain asked for. Nothing listens where the other Kusama node should be.
-    client = make_client({"DOT": ksm_node, "KSM": ksm_node})
+    client = node_client({"DOT": ksm_node, "KSM": ksm_node})
     phone = unique_phone()
     headers = bearer(sign_up(client, phone)["token"])
     wallet = _wallet(client, headers)
@@ -117,7 +85,7 @@ def test_portfolio_says_when_a_substrate_node_is_wrong_or_unreachable(
     assert holdings["KSM"]["status"] == "wrong_network"
     assert holdings["KSM"]["native"]["amount_minor"] is None
 
-    down = make_client({"KSM": f"http://127.0.0.1:{free_port()}/"})
+    down = node_client({"KSM": f"http://127.0.0.1:{free_port()}/"})
     down_phone = unique_phone()
     down_headers = bearer(sign_up(down, down_phone)["token"])
     down_wallet = _wallet(down, down_headers)
