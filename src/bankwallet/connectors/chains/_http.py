@@ -7,7 +7,8 @@ key) is never put in a failure's message.
 
 from __future__ import annotations
 
-from typing import Any, Final, Self
+from collections.abc import Iterator
+from typing import Any, ClassVar, Final, Self
 
 import httpx
 import orjson
@@ -36,6 +37,37 @@ class NodeClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+class JsonRpcClient(NodeClient):
+    """A node spoken to in JSON-RPC (Bitcoin Core, Solana, Substrate): ``_rpc`` answers the
+    call's ``result`` or the failure; a node's error object goes through ``rpc_error``."""
+
+    url: str
+    jsonrpc_version: ClassVar[str] = "2.0"
+    _ids: Iterator[int]  # request ids: itertools.count(1), set by the subclass
+
+    def rpc_error(self, method: str, error: Any) -> ChainFailure:
+        """The failure a node's error object means; this default keeps its message and code."""
+        code = error.get("code") if isinstance(error, dict) else None
+        message = str(error.get("message", "")) if isinstance(error, dict) else ""
+        return ProviderError(f"{method}: {message[:300] or 'JSON-RPC error'}",
+                             code if isinstance(code, int) else None)
+
+    async def _rpc(self, method: str, params: list[Any]) -> Any:
+        answer = await post_json(self._http, self.url, {
+            "jsonrpc": self.jsonrpc_version, "id": next(self._ids), "method": method,
+            "params": params}, method)
+        if isinstance(answer, ChainFailure):
+            return answer
+        status, body = answer
+        if not isinstance(body, dict):
+            return ProviderError(f"{method}: HTTP {status}, not a JSON-RPC response")
+        if body.get("error") is not None:
+            return self.rpc_error(method, body["error"])
+        if status != 200 or "result" not in body:
+            return ProviderError(f"{method}: HTTP {status}")
+        return body["result"]
 
 
 def new_http(timeout_s: float, transport: httpx.AsyncBaseTransport | None = None

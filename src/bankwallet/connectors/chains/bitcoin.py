@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import httpx
 
-from bankwallet.connectors.chains._http import DEFAULT_TIMEOUT_S, NodeClient, new_http, post_json
+from bankwallet.connectors.chains._http import DEFAULT_TIMEOUT_S, JsonRpcClient, new_http
 from bankwallet.connectors.chains.base import (
     ChainFailure,
     FeeTooLow,
@@ -61,8 +61,10 @@ _REJECT_WORDS: Final[tuple[tuple[tuple[str, ...], type[ChainFailure]], ...]] = (
 )
 
 
-class BitcoinCoreClient(NodeClient):
+class BitcoinCoreClient(JsonRpcClient):
     """A ``BroadcastClient`` for one Bitcoin Core node. Close it with ``aclose``."""
+
+    jsonrpc_version = "1.0"
 
     def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S, *,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -161,20 +163,8 @@ class BitcoinCoreClient(NodeClient):
 
     # -- JSON-RPC ---------------------------------------------------------------------------
 
-    async def _rpc(self, method: str, params: list[Any]) -> Any:
-        answer = await post_json(self._http, self.url, {
-            "jsonrpc": "1.0", "id": next(self._ids), "method": method, "params": params},
-            method)
-        if isinstance(answer, ChainFailure):
-            return answer
-        status, body = answer
-        if not isinstance(body, dict):
-            return ProviderError(f"{method}: HTTP {status}, not a JSON-RPC response")
-        if body.get("error") is not None:
-            return map_rpc_error(body["error"])
-        if status != 200 or "result" not in body:
-            return ProviderError(f"{method}: HTTP {status}")
-        return body["result"]
+    def rpc_error(self, method: str, error: Any) -> ChainFailure:
+        return map_rpc_error(error)
 
 
 def map_rpc_error(error: Any) -> ChainFailure:

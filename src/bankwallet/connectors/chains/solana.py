@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import httpx
 
-from bankwallet.connectors.chains._http import DEFAULT_TIMEOUT_S, NodeClient, new_http, post_json
+from bankwallet.connectors.chains._http import DEFAULT_TIMEOUT_S, JsonRpcClient, new_http
 from bankwallet.connectors.chains.base import (
     ChainFailure,
     InsufficientFunds,
@@ -72,7 +72,7 @@ class RecentBlockhash:
     last_valid_block_height: int
 
 
-class SolanaRpcClient(NodeClient):
+class SolanaRpcClient(JsonRpcClient):
     """A ``BroadcastClient`` for one Solana RPC node. Close it with ``aclose``."""
 
     def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S, *,
@@ -179,20 +179,8 @@ class SolanaRpcClient(NodeClient):
         except (KeyError, TypeError, ValueError):
             return ProviderError("getLatestBlockhash: malformed answer")
 
-    async def _rpc(self, method: str, params: list[Any]) -> Any:
-        answer = await post_json(self._http, self.url, {
-            "jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params},
-            method)
-        if isinstance(answer, ChainFailure):
-            return answer
-        status, body = answer
-        if not isinstance(body, dict):
-            return ProviderError(f"{method}: HTTP {status}, not a JSON-RPC response")
-        if body.get("error") is not None:
-            return map_rpc_error(body["error"])
-        if status != 200 or "result" not in body:
-            return ProviderError(f"{method}: HTTP {status}")
-        return body["result"]
+    def rpc_error(self, method: str, error: Any) -> ChainFailure:
+        return map_rpc_error(error)
 
 
 @dataclass(frozen=True, slots=True)

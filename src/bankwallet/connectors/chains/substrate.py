@@ -34,11 +34,11 @@ import re
 import struct
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 import httpx
 
-from bankwallet.connectors.chains._http import DEFAULT_TIMEOUT_S, NodeClient, new_http, post_json
+from bankwallet.connectors.chains._http import DEFAULT_TIMEOUT_S, JsonRpcClient, new_http
 from bankwallet.connectors.chains.base import (
     ChainFailure,
     InvalidRequest,
@@ -230,7 +230,7 @@ def split_node_url(url: str) -> tuple[str, str | None]:
     return urllib.parse.urlunsplit(parts._replace(fragment="")), genesis
 
 
-class SubstrateRpcClient(NodeClient):
+class SubstrateRpcClient(JsonRpcClient):
     """DOT or KSM balances from one Substrate node's JSON-RPC. Close it with ``aclose``."""
 
     def __init__(self, chain: str, url: str, timeout_s: float = DEFAULT_TIMEOUT_S, *,
@@ -318,21 +318,3 @@ class SubstrateRpcClient(NodeClient):
             return info
         return NativeBalance(address, info.free)
 
-    async def _rpc(self, method: str, params: list[Any]) -> Any:
-        answer = await post_json(self._http, self.url, {
-            "jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params},
-            method)
-        if isinstance(answer, ChainFailure):
-            return answer
-        status, body = answer
-        if not isinstance(body, dict):
-            return ProviderError(f"{method}: HTTP {status}, not a JSON-RPC response")
-        error = body.get("error")
-        if error is not None:
-            code = error.get("code") if isinstance(error, dict) else None
-            message = str(error.get("message", "")) if isinstance(error, dict) else ""
-            return ProviderError(f"{method}: {message[:300] or 'JSON-RPC error'}",
-                                 code if isinstance(code, int) else None)
-        if status != 200 or "result" not in body:
-            return ProviderError(f"{method}: HTTP {status}")
-        return body["result"]
