@@ -44,13 +44,12 @@ from bankwallet.core.crypto import get_keyring
 from bankwallet.core.db import utcnow
 from bankwallet.core.errors import BankwalletError, Conflict, Forbidden, InvalidInput, NotFound
 from bankwallet.core.ids import derived_id, uuid7
-from bankwallet.identity import mfa
 from bankwallet.identity import service as identity_service
 from bankwallet.ledger.store import LedgerStore
 from bankwallet.payments import service
 from bankwallet.payments.code_models import ConsumerCode, ConsumerCodeMiss
 from bankwallet.payments.errors import InsufficientFunds, PaymentRefused
-from bankwallet.payments.models import Charge, Merchant, PaymentIntent
+from bankwallet.payments.models import Merchant, PaymentIntent
 from bankwallet.risk import service as risk_service
 from bankwallet.wallets import service as wallets_service
 
@@ -307,22 +306,9 @@ async def charge(session: AsyncSession, ledger: LedgerStore, actor: service.Acto
         raise ConsumerCodeUsed(param="code")
     day = await wallets_service.reserve_outflow(session, user_id=row.user_id,
                                                 amount_minor=amount, currency=CODE_CURRENCY)
-    charge_id = derived_id("payments.charge.consumer_code", row.id)
-    charge_row = Charge(
-        id=charge_id, intent_id=intent.id, merchant_id=merchant.id, payer_user_id=row.user_id,
-        method=service.WALLET_METHOD, capture_method="automatic", amount_minor=amount,
-        amount_captured_minor=0, fee_minor=service.fee_for(amount), currency=CODE_CURRENCY,
-        status="pending", payment_transfer_id=derived_id("payments.charge.payment", charge_id),
-        fee_transfer_id=derived_id("payments.charge.fee", charge_id),
-        payer_display=mfa.masked_login(user)[:140], merchant_display=merchant.name[:140],
-        outflow_day=day, failure_code=None, failure_message=None, created_at=now,
-        updated_at=now)
-    session.add(charge_row)
-    intent.status = service.Status.PROCESSING
-    intent.payer_user_id = row.user_id
-    intent.latest_charge_id = charge_id
-    intent.payment_method = service.WALLET_METHOD
-    intent.updated_at = now
+    charge_row = service.start_charge(
+        session, intent, charge_id=derived_id("payments.charge.consumer_code", row.id),
+        merchant=merchant, payer=user, method=service.WALLET_METHOD, outflow_day=day)
     await session.flush()
     actor_type, actor_id = actor.audit_actor
     await audit.record(session, action="payments.consumer_code.charged", actor_type=actor_type,

@@ -895,28 +895,39 @@ async def pay_from_wallet(session: AsyncSession, ledger: LedgerStore, auth: Auth
     day = await wallets_service.reserve_outflow(session, user_id=user.id,
                                                 amount_minor=intent.amount_minor,
                                                 currency=intent.currency)
+    charge = start_charge(session, intent, charge_id=charge_id, merchant=merchant, payer=user,
+                          method=WALLET_METHOD, outflow_day=day)
+    await session.commit()  # the intent is durable before money moves
+    await submit_charge(session, ledger, charge, intent, raise_failure=True)
+    return intent
+
+
+def start_charge(session: AsyncSession, intent: PaymentIntent, *, charge_id: uuid.UUID,
+                 merchant: Merchant, payer: Any, method: str, outflow_day: dt.date,
+                 **card: Any) -> Charge:
+    """The pending charge of one attempt to pay ``intent`` (its ledger ids derived from
+    ``charge_id``), added to the session, and the intent moved to ``processing``. ``card``:
+    the card columns of a card payment."""
     now = utcnow()
     charge = Charge(
-        id=charge_id, intent_id=intent.id, merchant_id=merchant.id, payer_user_id=user.id,
-        method=WALLET_METHOD, capture_method=intent.capture_method,
+        id=charge_id, intent_id=intent.id, merchant_id=merchant.id, payer_user_id=payer.id,
+        method=method, capture_method=intent.capture_method,
         amount_minor=intent.amount_minor, amount_captured_minor=0,
         fee_minor=fee_for(intent.amount_minor) if intent.capture_method == "automatic" else 0,
         currency=intent.currency, status="pending",
         payment_transfer_id=derived_id("payments.charge.payment", charge_id),
         fee_transfer_id=derived_id("payments.charge.fee", charge_id),
-        payer_display=mfa.masked_login(user)[:140], merchant_display=merchant.name[:140],
-        outflow_day=day, failure_code=None, failure_message=None, created_at=now,
-        updated_at=now)
+        payer_display=mfa.masked_login(payer)[:140], merchant_display=merchant.name[:140],
+        outflow_day=outflow_day, failure_code=None, failure_message=None, created_at=now,
+        updated_at=now, **card)
     session.add(charge)
     intent.status = S.PROCESSING
-    intent.payer_user_id = user.id
+    intent.payer_user_id = payer.id
     intent.latest_charge_id = charge_id
-    intent.payment_method = WALLET_METHOD
+    intent.payment_method = method
     intent.last_payment_error = None
     intent.updated_at = now
-    await session.commit()  # the intent is durable before money moves
-    await submit_charge(session, ledger, charge, intent, raise_failure=True)
-    return intent
+    return charge
 
 
 async def _check_payer(session: AsyncSession, auth: Authenticated,
@@ -1202,26 +1213,10 @@ async def pay_with_card(session: AsyncSession, ledger: LedgerStore, gateway: Car
     card = await cards_service.card_for_payment(session, user.id, card_id)
     merchant = await _check_payer(session, auth, intent)
     await _abandon_challenge(session, gateway, intent)
-    now = utcnow()
-    charge = Charge(
-        id=charge_id, intent_id=intent.id, merchant_id=merchant.id, payer_user_id=user.id,
-        method=CARD_METHOD, capture_method=intent.capture_method,
-        amount_minor=intent.amount_minor, amount_captured_minor=0,
-        fee_minor=fee_for(intent.amount_minor) if intent.capture_method == "automatic" else 0,
-        currency=intent.currency, status="pending",
-        payment_transfer_id=derived_id("payments.charge.payment", charge_id),
-        fee_transfer_id=derived_id("payments.charge.fee", charge_id),
-        payer_display=mfa.masked_login(user)[:140], merchant_display=merchant.name[:140],
-        outflow_day=wallets_service.bank_today(), failure_code=None, failure_message=None,
-        card_id=card.id, card_brand=card.brand, card_last4=card.last4, gateway_payment_id=None,
-        next_action_url=None, created_at=now, updated_at=now)
-    session.add(charge)
-    intent.status = S.PROCESSING
-    intent.payer_user_id = user.id
-    intent.latest_charge_id = charge_id
-    intent.payment_method = CARD_METHOD
-    intent.last_payment_error = None
-    intent.updated_at = now
+    charge = start_charge(session, intent, charge_id=charge_id, merchant=merchant, payer=user,
+                          method=CARD_METHOD, outflow_day=wallets_service.bank_today(),
+                          card_id=card.id, card_brand=card.brand, card_last4=card.last4,
+                          gateway_payment_id=None, next_action_url=None)
     token = card.gateway_token
     assert token is not None
     await session.flush()
