@@ -23,6 +23,7 @@ from bankwallet.chains.errors import (
     PrivateKeyInvalid,
     TransactionInvalid,
 )
+from bankwallet.connectors.chains.varint import encode_varint
 
 SYSTEM_PROGRAM = bytes(32)  # 11111111111111111111111111111111
 TRANSFER_INSTRUCTION = 2
@@ -42,15 +43,7 @@ class SignedSolanaTransaction:
 def shortvec(length: int) -> bytes:
     """Solana's compact-u16 length prefix."""
     assert 0 <= length <= 0xFFFF
-    out = bytearray()
-    while True:
-        byte = length & 0x7F
-        length >>= 7
-        if length:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    return encode_varint(length)
 
 
 def transfer_message(sender: bytes, recipient: bytes, lamports: int,

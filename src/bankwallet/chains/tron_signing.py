@@ -26,6 +26,7 @@ from bankwallet.chains.errors import (
     PrivateKeyInvalid,
     TransactionInvalid,
 )
+from bankwallet.connectors.chains.varint import encode_varint
 
 TRANSFER_CONTRACT = 1  # protocol.Transaction.Contract.ContractType.TransferContract
 TRANSFER_TYPE_URL = b"type.googleapis.com/protocol.TransferContract"
@@ -46,27 +47,14 @@ class SignedTronTransaction:
 
 # --- protobuf wire format ----------------------------------------------------------------
 
-def _varint(value: int) -> bytes:
-    assert value >= 0
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _int_field(number: int, value: int) -> bytes:
     """A varint field (wire type 0); proto3 leaves out zeros."""
-    return _varint(number << 3) + _varint(value) if value else b""
+    return encode_varint(number << 3) + encode_varint(value) if value else b""
 
 
 def _bytes_field(number: int, value: bytes) -> bytes:
     """A length-delimited field (wire type 2); proto3 leaves out empty values."""
-    return _varint(number << 3 | 2) + _varint(len(value)) + value if value else b""
+    return encode_varint(number << 3 | 2) + encode_varint(len(value)) + value if value else b""
 
 
 # --- the transaction ---------------------------------------------------------------------

@@ -47,6 +47,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from bankwallet.connectors.chains.varint import read_varint
+
 MAX_REQUEST_BYTES: Final = 1024 * 1024
 SAT_PER_BTC: Final = 100_000_000
 
@@ -726,15 +728,7 @@ class SolanaNode:
 
 
 def _sol_shortvec(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    for _ in range(3):
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, at
-        shift += 7
-    raise ValueError("bad compact-u16")
+    return read_varint(data, at, max_bytes=3)
 
 
 def _sol_parse(wire: bytes) -> tuple[list[bytes], bytes, dict[str, Any]]:

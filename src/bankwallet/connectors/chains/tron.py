@@ -35,6 +35,7 @@ from bankwallet.connectors.chains.base import (
     TxReceipt,
     TxStatus,
 )
+from bankwallet.connectors.chains.varint import read_varint
 
 MAX_RAW_TX_BYTES: Final = 500 * 1024  # java-tron's TRANSACTION_MAX_BYTE_SIZE
 _HEX: Final = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
@@ -254,34 +255,21 @@ def protobuf_fields(data: bytes) -> list[tuple[int, int | bytes]] | None:
     at = 0
     try:
         while at < len(data):
-            key, at = _read_varint(data, at)
+            key, at = read_varint(data, at)
             number, wire = key >> 3, key & 7
             if number == 0:
                 return None
             if wire == 0:
-                value, at = _read_varint(data, at)
+                value, at = read_varint(data, at)
                 fields.append((number, value))
             elif wire == 2:
-                length, at = _read_varint(data, at)
+                length, at = read_varint(data, at)
                 if at + length > len(data):
                     return None
                 fields.append((number, data[at:at + length]))
                 at += length
             else:
                 return None
-    except IndexError:
+    except (IndexError, ValueError):  # past the end, or a varint over 10 bytes
         return None
     return fields
-
-
-def _read_varint(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, at
-        shift += 7
-        if shift > 63:
-            raise IndexError("varint too long")
