@@ -28,6 +28,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, Final
 
+from bankwallet.connectors.chains.sandbox_nodes import MAX_REQUEST_BYTES, RpcError
 from bankwallet.connectors.chains.substrate import (
     DECIMALS,
     KNOWN_GENESIS,
@@ -36,7 +37,6 @@ from bankwallet.connectors.chains.substrate import (
     account_id,
 )
 
-MAX_REQUEST_BYTES: Final = 1024 * 1024
 EXISTENTIAL_DEPOSIT: Final = {"DOT": 10**10, "KSM": 333_333_333}  # below it: no account
 _HEX: Final = re.compile(r"^0x(?:[0-9a-fA-F]{2})*$")
 _HASH: Final = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -74,18 +74,6 @@ def sandbox_genesis(chain: str) -> str:
 
 def mainnet_genesis(chain: str) -> str:
     return next(iter(KNOWN_GENESIS[chain]))  # the relay chain's, listed first
-
-
-class RpcError(Exception):
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.data = code, message, data
-
-    def as_json(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.data is not None:
-            error["data"] = self.data
-        return error
 
 
 def _invalid_params(detail: str) -> RpcError:
