@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
+from typing import Any
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -245,6 +246,15 @@ def test_declines_keep_the_intent_payable_and_move_nothing(
 # -- 3-D Secure ----------------------------------------------------------------------------------
 
 
+def challenged_payment(client: TestClient, shop: Shop, payer: Any,
+                       **intent_options: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An intent of ``AMOUNT`` paid with a new 3-D Secure card of ``payer``: (the intent as
+    made, the answer waiting for the challenge)."""
+    card = add_card(client, payer, THREE_DS)
+    made = intent(client, shop.owner, shop.merchant["id"], AMOUNT, **intent_options)
+    return made, pay_card(client, payer, made["client_secret"], card["id"]).json()
+
+
 def test_3ds_challenge_then_back_to_the_wallet_and_paid(
         client: TestClient, shop: Shop, sandbox_gateway: SandboxGateway) -> None:
     payer = customer(client)
@@ -278,10 +288,7 @@ def test_3ds_challenge_then_back_to_the_wallet_and_paid(
 def test_3ds_challenge_failed_leaves_the_intent_payable(
         client: TestClient, shop: Shop, sandbox_gateway: SandboxGateway) -> None:
     payer = customer(client)
-    card = add_card(client, payer, THREE_DS)
-    made = intent(client, shop.owner, shop.merchant["id"], AMOUNT,
-                  payment_method_types=["card"])
-    waiting = pay_card(client, payer, made["client_secret"], card["id"]).json()
+    made, waiting = challenged_payment(client, shop, payer, payment_method_types=["card"])
     answer_challenge(waiting["next_action_url"], "fail")
     seen = client.get(f"/api/v1/payment-intents/{made['client_secret']}", headers=payer.h)
     assert seen.json()["status"] == "requires_payment_method"
@@ -410,10 +417,7 @@ def test_partial_then_full_refund_back_to_the_card(
 def test_duplicate_webhooks_settle_a_challenge_once(
         client: TestClient, shop: Shop, sandbox_gateway: SandboxGateway) -> None:
     payer = customer(client)
-    card = add_card(client, payer, THREE_DS)
-    made = intent(client, shop.owner, shop.merchant["id"], AMOUNT,
-                  payment_method_types=["card"])
-    waiting = pay_card(client, payer, made["client_secret"], card["id"]).json()
+    made, waiting = challenged_payment(client, shop, payer, payment_method_types=["card"])
     payment_id = gateway_payment(sandbox_gateway, made["id"])["id"]
     answer_challenge(waiting["next_action_url"], "complete")  # the customer never comes back
     (delivery,) = deliveries(sandbox_gateway, payment_id, "payment.authorized")
@@ -439,10 +443,8 @@ def test_healing_settles_a_challenge_no_webhook_or_customer_reported(
     from bankwallet.payments import tasks
 
     payer = customer(client)
-    card = add_card(client, payer, THREE_DS)
-    made = intent(client, shop.owner, shop.merchant["id"], AMOUNT, capture_method="manual",
-                  payment_method_types=["card"])
-    waiting = pay_card(client, payer, made["client_secret"], card["id"]).json()
+    made, waiting = challenged_payment(client, shop, payer, capture_method="manual",
+                                       payment_method_types=["card"])
     answer_challenge(waiting["next_action_url"], "complete")
     assert merchant_intent(client, shop, made["id"])["status"] == "requires_action"
 
