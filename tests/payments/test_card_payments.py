@@ -11,9 +11,9 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from typing import Any
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
