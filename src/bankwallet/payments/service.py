@@ -1238,9 +1238,7 @@ async def settle_card_charge(session: AsyncSession, ledger: LedgerStore, gateway
                              raise_failure: bool = False) -> None:
     """Move a card charge that waits on the gateway (``pending`` or ``requires_action``) on
     by the gateway's word about its payment. A charge another caller moved already is left."""
-    intent = await repository.intent_locked(session, charge.intent_id)
-    assert intent is not None
-    await session.refresh(charge)
+    intent = await _lock_intent_of(session, charge)
     if charge.status not in CARD_SETTLING:
         return
     if result.payment_id and charge.gateway_payment_id is None:
@@ -1426,9 +1424,7 @@ async def follow_card_charge(session: AsyncSession, ledger: LedgerStore, gateway
     """Ask the gateway about a card charge that waits on it and act on the answer: settle a
     pending or challenged charge, finish a capture or void in flight. A challenge left
     unfinished for ``CARD_CHALLENGE_TTL_S`` is voided and given up."""
-    intent = await repository.intent_locked(session, charge.intent_id)
-    assert intent is not None
-    await session.refresh(charge)
+    intent = await _lock_intent_of(session, charge)
     now = now or utcnow()
     if charge.status == "capturing":
         await session.commit()
@@ -1487,24 +1483,18 @@ async def apply_gateway_event(session: AsyncSession, ledger: LedgerStore, gatewa
         await settle_card_charge(session, ledger, gateway, charge, said)
     elif charge.status == "capturing" and event.status is PaymentStatus.CAPTURED:
         # Our capture request went unanswered (or is still on its way): the webhook says.
-        intent = await repository.intent_locked(session, charge.intent_id)
-        assert intent is not None
-        await session.refresh(charge)
+        intent = await _lock_intent_of(session, charge)
         if charge.status == "capturing":
             await session.commit()
             await finish_card_capture(session, ledger, charge, intent, said,
                                       raise_failure=False)
     elif charge.status == "canceling" and event.status is PaymentStatus.VOIDED:
-        intent = await repository.intent_locked(session, charge.intent_id)
-        assert intent is not None
-        await session.refresh(charge)
+        intent = await _lock_intent_of(session, charge)
         if charge.status == "canceling":
             await session.commit()
             await submit_void(session, ledger, charge, intent)
     elif charge.status == "authorized" and event.status is PaymentStatus.VOIDED:
-        intent = await repository.intent_locked(session, charge.intent_id)
-        assert intent is not None
-        await session.refresh(charge)
+        intent = await _lock_intent_of(session, charge)
         if charge.status == "authorized":
             charge.status = "canceling"
             charge.updated_at = intent.updated_at = utcnow()
@@ -1513,6 +1503,15 @@ async def apply_gateway_event(session: AsyncSession, ledger: LedgerStore, gatewa
             await session.commit()  # on SQLite the ledger writes on a connection of its own
             await submit_void(session, ledger, charge, intent)
     return True
+
+
+async def _lock_intent_of(session: AsyncSession, charge: Charge) -> PaymentIntent:
+    """Lock the charge's intent and read the charge again under that lock (a concurrent
+    request or webhook may have moved it first)."""
+    intent = await repository.intent_locked(session, charge.intent_id)
+    assert intent is not None
+    await session.refresh(charge)
+    return intent
 
 
 # -- capture and void (manual capture) --------------------------------------------------------
