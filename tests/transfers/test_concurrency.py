@@ -70,6 +70,10 @@ def test_many_customers_sending_at_once_create_and_lose_nothing(client: TestClie
     # The P2P fast path (transfers/fast.py) decided most keys; duplicates, refusals it leaves
     # to the general path and retries went the general way: both paths under one test.
     assert fast.taken - taken_before >= len(plan) // 2, (fast.taken, fast.handed_on)
+    # ... in shared batches (core.batching): intents and outcomes of several transfers in one
+    # round trip and one transaction each.
+    for batcher in (fast.lookups, fast.intents, fast.outcomes):
+        assert batcher.items > batcher.batches, (batcher.items, batcher.batches)
 
     # Every copy of a key got the same decision: posted once, or refused for lack of money.
     sent, received = defaultdict(int), defaultdict(int)

@@ -4,12 +4,15 @@ general path untouched, which then decides it. On SQLite it is off."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import asyncpg
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -202,3 +205,42 @@ def test_what_it_does_not_take_the_general_path_decides(client: TestClient) -> N
     with counted(client, taken=0, handed_on=1):
         problem(send(client, alice, bob.login, 1_00), 404, "recipient_not_found")
     assert not rows(client, Transfer, Transfer.status == "pending")
+
+
+@pg_only
+def test_a_batch_the_database_refuses_is_recorded_one_by_one(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Concurrent transfers share batches; when the database refuses a batch statement, each
+    transfer of it is recorded on its own, and each is still answered exactly once."""
+    people = [customer(client, funded=50_00) for _ in range(6)]
+    fast = client.app.state.fast_p2p
+    refused = {"SELECT bankwallet_p2p_intents(": 0, "SELECT bankwallet_p2p_outcomes(": 0}
+    original = asyncpg.Connection.fetchval
+
+    async def refusing(self, query, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for prefix in refused:
+            if query.startswith(prefix) and len(args[0]) > 1:
+                refused[prefix] += 1
+                raise asyncpg.DeadlockDetectedError("deadlock detected (by the test)")
+        return await original(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "fetchval", refusing)
+
+    async def burst() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+            return await asyncio.gather(*[ac.post(
+                "/api/v1/transfers", json={"to": people[(n + 1) % 6].login, "amount_minor": 7_00},
+                headers={**people[n].headers, "Idempotency-Key": f"batch-{n}"})
+                for n in range(6)])
+
+    with counted(client, taken=6, handed_on=0):
+        answers = client.portal.call(burst)
+    assert [r.status_code for r in answers] == [201] * 6, [r.text for r in answers]
+    assert all(refused.values()), refused  # both kinds of batch were refused at least once
+    assert all(balance(client, p.id) == 50_00 for p in people)  # each sent 7.00, got 7.00
+    for n, person in enumerate(people):
+        (row,) = transfers_of(client, person)
+        assert row.status == "posted" and str(row.id) == answers[n].json()["id"]
+        assert stored(client, person, f"batch-{n}").response_body == answers[n].json()
+    assert fast.intents.items > fast.intents.batches

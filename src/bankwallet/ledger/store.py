@@ -49,7 +49,12 @@ LEASE_MAX_S = 0.2  # a process hands the ledger lease back at least this often u
 # it again costs a connection, the lock, reading the head and (if anyone wrote in between) the
 # account cache, which at a few requests per batch cost more than the batch itself.
 LEASE_LINGER_S = 0.005
+# Asked for the lease by another process (a NOTIFY on LEASE_CHANNEL), the holder hands it
+# over once it has held it this long: long enough for a few batches, short enough that the
+# other process's callers wait milliseconds, not LEASE_MAX_S.
+LEASE_ASKED_HOLD_S = 0.01
 LEDGER_LEASE_KEY = 0x6C6564676572  # pg_advisory_lock key: "ledger"
+LEASE_CHANNEL = "bankwallet_ledger_lease"
 HISTORY_PAGE_MAX = 500
 _RESOLVES = int(TransferFlags.POST_PENDING | TransferFlags.VOID_PENDING)
 
@@ -172,6 +177,8 @@ class SqlLedgerStore:
         self.pipeline = pipeline
         self._recent: collections.deque[_Flight] = collections.deque(maxlen=pipeline + 2)
         self.leases = 0
+        self._lease_asked = False  # another process waits for the lease
+        self.leases_handed_over = 0  # leases given up early because another process asked
         self.batches = 0
         self.batched_transfers = 0
 
@@ -468,17 +475,32 @@ class SqlLedgerStore:
             try:
                 async with self.engine.connect() as lease_conn:
                     lease = (await lease_conn.get_raw_connection()).driver_connection
-                    await lease.execute("SELECT pg_advisory_lock($1)", LEDGER_LEASE_KEY)
+                    # Listening before taking the lock: whoever asks once it is ours is heard.
+                    await lease.add_listener(LEASE_CHANNEL, self._asked)
                     try:
-                        await self._hold_lease(lease)
+                        if not await lease.fetchval("SELECT pg_try_advisory_lock($1)",
+                                                    LEDGER_LEASE_KEY):
+                            await lease.execute("SELECT pg_notify($1, '')", LEASE_CHANNEL)
+                            await lease.execute("SELECT pg_advisory_lock($1)", LEDGER_LEASE_KEY)
+                        try:
+                            await self._hold_lease(lease)
+                        finally:
+                            await lease.execute("SELECT pg_advisory_unlock($1)",
+                                                LEDGER_LEASE_KEY)
                     finally:
-                        await lease.execute("SELECT pg_advisory_unlock($1)", LEDGER_LEASE_KEY)
+                        await lease.remove_listener(LEASE_CHANNEL, self._asked)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the lease connection failed; batches fail on their own
                 log.exception("ledger lease lost")
                 self._invalidate()
                 await asyncio.sleep(0.05)
+
+    def _asked(self, connection: Any, pid: int, _channel: str, _payload: str) -> None:
+        """A NOTIFY on LEASE_CHANNEL: another process waits for the lease (asyncpg callback)."""
+        if pid != connection.get_server_pid():
+            self._lease_asked = True
+            self._wakeup.set()  # an idle holder stops lingering
 
     async def _hold_lease(self, lease: Any) -> None:
         self.leases += 1
@@ -491,12 +513,14 @@ class SqlLedgerStore:
         slots = asyncio.Semaphore(self.pipeline)
         flights: list[asyncio.Task[None]] = []
         prev: _Flight | None = None
-        deadline = asyncio.get_running_loop().time() + LEASE_MAX_S
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             while not self._closing and self._tip is not None:
                 if not self._queue and not await self._linger():
                     break
-                if asyncio.get_running_loop().time() > deadline:
+                held = loop.time() - started
+                if held > LEASE_MAX_S or (self._lease_asked and held > LEASE_ASKED_HOLD_S):
                     break
                 if self.batch_wait_s and self._pending_count() < self.batch_max:
                     await asyncio.sleep(self.batch_wait_s)
@@ -512,18 +536,24 @@ class SqlLedgerStore:
                 prev = flight
                 flights = [f for f in flights if not f.done()]
         finally:
+            if self._lease_asked:
+                self.leases_handed_over += 1
+                self._lease_asked = False
             await asyncio.gather(*flights, return_exceptions=True)
 
     async def _linger(self) -> bool:
-        """Wait up to ``LEASE_LINGER_S`` for another call; whether one came."""
+        """Wait up to ``LEASE_LINGER_S`` for another call; whether one came (and nobody else
+        asked for the lease meanwhile)."""
         self._wakeup.clear()
         if self._queue:
             return True
+        if self._lease_asked:
+            return False
         try:
             await asyncio.wait_for(self._wakeup.wait(), LEASE_LINGER_S)
         except TimeoutError:
             pass
-        return bool(self._queue) and not self._closing
+        return bool(self._queue) and not self._closing and not self._lease_asked
 
     async def _fly(self, flight: _Flight, slots: asyncio.Semaphore) -> None:
         prev = flight.prev
