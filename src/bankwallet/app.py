@@ -15,7 +15,7 @@ from sqlalchemy import text
 from bankwallet import __version__
 from bankwallet.admin import api as admin_api
 from bankwallet.admin import web as admin_web
-from bankwallet.core import audit, outbox
+from bankwallet.core import audit, outbox, routing
 from bankwallet.core.crypto import get_keyring
 from bankwallet.core.db import Database
 from bankwallet.core.errors import install_error_handlers
@@ -135,4 +135,5 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     from bankwallet.web import web as web_routes
 
     web_routes.mount(app)
+    routing.prefilter(app)  # last: every router is in
     return app

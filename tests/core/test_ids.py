@@ -31,16 +31,26 @@ def test_uuid7_carries_the_unix_milliseconds() -> None:
     assert before <= _ms(value) <= after
 
 
-def test_uuid7_is_random_within_a_millisecond(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_uuid7_is_unique_and_ordered_within_a_millisecond(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     frozen = types.SimpleNamespace(time_ns=lambda: 1_700_000_000_000_000_000)
     monkeypatch.setattr(ids, "time", frozen)
-    values = {uuid7() for _ in range(1000)}
-    assert len(values) == 1000
-    assert {_ms(v) for v in values} == {1_700_000_000_000}
+    monkeypatch.setattr(ids, "_last", (0, 0))  # this process made ids "later" already
+    made = [uuid7() for _ in range(1000)]
+    assert len(set(made)) == 1000 and sorted(made) == made
+    assert {_ms(v) for v in made} == {1_700_000_000_000}
+
+
+def test_uuid7_stays_ordered_when_the_clock_steps_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = uuid7()
+    monkeypatch.setattr(ids, "time", types.SimpleNamespace(time_ns=lambda: 0))
+    after = [uuid7() for _ in range(10)]
+    assert before < after[0] and sorted(after) == after
 
 
 def test_uuid7_sorts_by_creation_time_across_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = iter(range(1_700_000_000_000, 1_700_000_000_500))
+    monkeypatch.setattr(ids, "_last", (0, 0))
     monkeypatch.setattr(ids, "time",
                         types.SimpleNamespace(time_ns=lambda: next(clock) * 1_000_000 + 999_999))
     made = [uuid7() for _ in range(500)]
@@ -76,3 +86,11 @@ def test_derived_id_differs_for_different_parts() -> None:
     assert len(set(made)) == len(made)
     assert derived_id("a", "b") != derived_id("b", "a")
     assert derived_id("ab") != derived_id("a", "b")
+
+
+def test_uuid7_is_monotonic_within_the_process() -> None:
+    made = [uuid7() for _ in range(20_000)]  # many share a millisecond
+    assert all(a < b for a, b in zip(made, made[1:], strict=False))
+    assert len({_ms(v) for v in made}) < len(made)  # the same millisecond did occur
+    for value in made[:100]:
+        assert value.version == 7 and value.variant == uuid.RFC_4122

@@ -237,6 +237,104 @@ async def test_consumer_effect_and_delivery_commit_together(db: Database) -> Non
     assert len(attempts) == 2
 
 
+async def test_one_events_failure_in_a_round_undoes_that_event_alone(db: Database) -> None:
+    """Many events in one round (on PostgreSQL one unit of work per consumer, a savepoint
+    per event): the events whose consumer failed after writing leave nothing behind and come
+    back; the others' effects and deliveries stand, and nothing runs twice."""
+    topic, user_id = new_topic(), uuid.uuid4().hex
+    calls: Counter[int] = Counter()
+
+    @outbox.consumer(topic, name="inbox")
+    async def inbox(session, event: Event) -> None:
+        n = event.payload["n"]
+        calls[n] += 1
+        await notifications.add_message(session, user_id=user_id, kind="test", title="t",
+                                        body=str(n))
+        if n % 3 == 1 and calls[n] == 1:
+            raise RuntimeError(f"crash after writing {n}")
+
+    ids = await publish(db, topic, 9)
+    assert await outbox.dispatch_once(db, backoff_base_s=0) == 6
+    assert await count_messages(db, user_id) == 6
+    for n, event_id in enumerate(ids):
+        row = await event_row(db, event_id)
+        if n % 3 == 1:
+            assert row.dispatched_at is None and row.last_error == \
+                f"inbox: RuntimeError: crash after writing {n}"
+        else:
+            assert row.dispatched_at is not None and row.last_error is None
+    for n in (1, 4, 7):
+        await make_due(db, ids[n])
+    assert await outbox.dispatch_once(db) == 3
+    async with db.unit_of_work() as session:
+        bodies = (await session.scalars(select(NotificationMessage.body).where(
+            NotificationMessage.user_id == user_id))).all()
+    assert sorted(bodies) == [str(n) for n in range(9)]
+    assert calls == {n: 2 if n % 3 == 1 else 1 for n in range(9)}
+
+
+async def test_a_batch_consumer_gets_a_round_at_once_and_its_failures_come_back(
+        db: Database) -> None:
+    """A batch consumer (PostgreSQL: one call per round; SQLite: one per event) writes for
+    many events at once; the events it reports failed, their effects undone by it, come back
+    alone; when it raises, each event is delivered on its own and nothing runs twice."""
+    topic, user_id = new_topic(), uuid.uuid4().hex
+    calls: list[list[int]] = []
+    fail_once: set[int] = {2, 5}
+    raise_once = [True]
+
+    @outbox.batch_consumer(topic, name="inbox")
+    async def inbox(session, events: list[Event]) -> outbox.Failures:
+        numbers = [e.payload["n"] for e in events]
+        calls.append(numbers)
+        if len(events) > 1 and 7 in numbers and raise_once[0]:
+            raise_once[0] = False
+            raise ConnectionError("database hiccup mid-batch")
+        failures: outbox.Failures = {}
+        for e in events:
+            n = e.payload["n"]
+            if n in fail_once:
+                fail_once.discard(n)
+                failures[e.id] = RuntimeError(f"provider refused {n}")
+            else:
+                await notifications.add_message(session, user_id=user_id, kind="test",
+                                                title="t", body=str(n))
+        return failures
+
+    ids = await publish(db, topic, 7)
+    assert await outbox.dispatch_once(db, backoff_base_s=0) == 5
+    if db.dialect == "postgresql":
+        assert calls == [list(range(7))]  # the whole round in one call
+    else:
+        assert calls == [[n] for n in range(7)]
+    for n in (2, 5):
+        row = await event_row(db, ids[n])
+        assert row.dispatched_at is None and row.last_error == \
+            f"inbox: RuntimeError: provider refused {n}"
+        await make_due(db, ids[n])
+    await publish(db, topic, 1)  # a new event (its n is 0 again)
+    calls.clear()
+    assert await outbox.dispatch_once(db) == 3
+    async with db.unit_of_work() as session:
+        bodies = (await session.scalars(select(NotificationMessage.body).where(
+            NotificationMessage.user_id == user_id))).all()
+    assert sorted(bodies) == sorted([str(n) for n in range(7)] + ["0"])
+
+    # A batch that raises: each event again on its own, each written once.
+    calls.clear()
+    async with db.unit_of_work() as session:
+        seven = [await outbox.publish(session, topic, {"n": n}) for n in (7, 8)]
+    assert await outbox.dispatch_once(db) == 2
+    async with db.unit_of_work() as session:
+        bodies = (await session.scalars(select(NotificationMessage.body).where(
+            NotificationMessage.user_id == user_id))).all()
+    assert sorted(bodies).count("7") == 1 and sorted(bodies).count("8") == 1
+    for event_id in seven:
+        assert (await event_row(db, event_id)).dispatched_at is not None
+    if db.dialect == "postgresql":
+        assert calls == [[7, 8], [7], [8]]
+
+
 async def count_messages(db: Database, user_id: str) -> int:
     async with db.unit_of_work() as session:
         return await session.scalar(select(func.count()).select_from(NotificationMessage)

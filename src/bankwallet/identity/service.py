@@ -137,6 +137,14 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await session.get(User, user_id)
 
 
+async def get_users(session: AsyncSession, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, User]:
+    """Users by id, in one query (those that exist)."""
+    if not user_ids:
+        return {}
+    found = (await session.scalars(select(User).where(User.id.in_(user_ids)))).all()
+    return {user.id: user for user in found}
+
+
 def contact_of(user: User) -> dict[str, str | None]:
     return contact_from(email_enc=user.email_enc, phone_enc=user.phone_enc)
 

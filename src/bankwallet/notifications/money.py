@@ -34,7 +34,7 @@ from bankwallet.core.money import MAX_AMOUNT_MINOR, UnknownCurrency, check_curre
 from bankwallet.identity import service as identity_service
 from bankwallet.notifications import service
 from bankwallet.notifications.errors import SendFailed
-from bankwallet.notifications.models import MoneyPreference
+from bankwallet.notifications.models import MoneyPreference, NotificationMessage
 
 log = logging.getLogger("bankwallet.notifications")
 
@@ -67,7 +67,18 @@ class InvalidPreferences(InvalidInput):
 
 
 async def get_preferences(session: AsyncSession, user_id: uuid.UUID | str) -> MoneyPreferences:
-    row = await session.get(MoneyPreference, str(user_id))
+    return _preferences_of(await session.get(MoneyPreference, str(user_id)))
+
+
+async def preferences_of_users(session: AsyncSession, user_ids: list[uuid.UUID]
+                               ) -> dict[uuid.UUID, MoneyPreferences]:
+    """Each user's choices (the defaults where they made none), in one query."""
+    rows = {row.user_id: row for row in (await session.scalars(select(MoneyPreference).where(
+        MoneyPreference.user_id.in_([str(u) for u in user_ids])))).all()}
+    return {user_id: _preferences_of(rows.get(str(user_id))) for user_id in user_ids}
+
+
+def _preferences_of(row: MoneyPreference | None) -> MoneyPreferences:
     if row is None:
         return MoneyPreferences()
     return MoneyPreferences(sms_withdrawals=row.sms_withdrawals, sms_money_out=row.sms_money_out,
@@ -256,31 +267,53 @@ def sms_text(title: str, body: str) -> str:
 # -- the consumer ----------------------------------------------------------------------------
 
 
-async def notify_money_moved(session: AsyncSession, payload: dict[str, Any], *,
-                             senders: service.Senders, default_locale: str) -> int:
-    """Write the messages of one event; returns how many users were told."""
-    moved = parse_event(payload)
-    if moved is None:
-        log.error("malformed money.moved event dropped",
-                  extra={"kind": str(payload.get("kind"))[:32]})
-        return 0
-    told = 0
-    for user_id, role in recipients(moved):
-        user = await identity_service.get_user(session, user_id)
-        if user is None or user.status == "closed":
+async def notify_money_moved(session: AsyncSession, events: list[tuple[uuid.UUID, dict[str, Any]]],
+                             *, senders: service.Senders, default_locale: str
+                             ) -> outbox.Failures:
+    """Write the inbox messages of many events and send their SMS and e-mail: the users and
+    their choices in one query each, the messages in one insert. Returns the events whose
+    sending failed (retryable), their messages taken back so a retry writes them once."""
+    parsed: list[tuple[uuid.UUID, MoneyMoved]] = []
+    for event_id, payload in events:
+        moved = parse_event(payload)
+        if moved is None:
+            log.error("malformed money.moved event dropped",
+                      extra={"kind": str(payload.get("kind"))[:32]})
             continue
-        locale = i18n.supported(user.locale) or default_locale
-        title, body = wording(moved, role, locale)
-        await service.add_message(session, user_id=user_id, kind=f"money.{moved.kind}",
-                                  title=title, body=body)
-        preferences = await get_preferences(session, user_id)
-        channels = channels_for(preferences, role=role, kind=moved.kind, status=moved.status,
-                                amount_minor=moved.amount_minor)
-        if channels:
-            await _send(senders, identity_service.contact_of(user), channels, title=title,
-                        body=body, locale=locale, kind=moved.kind)
-        told += 1
-    return told
+        parsed.append((event_id, moved))
+    wanted = list(dict.fromkeys(user_id for _, moved in parsed for user_id, _ in recipients(moved)))
+    users = await identity_service.get_users(session, wanted)
+    choices = await preferences_of_users(session, list(users))
+    written: dict[uuid.UUID, list[NotificationMessage]] = {}
+    sends: list[tuple[uuid.UUID, dict[str, str | None], frozenset[str], str, str, str, str]] = []
+    for event_id, moved in parsed:
+        for user_id, role in recipients(moved):
+            user = users.get(user_id)
+            if user is None or user.status == "closed":
+                continue
+            locale = i18n.supported(user.locale) or default_locale
+            title, body = wording(moved, role, locale)
+            written.setdefault(event_id, []).append(await service.add_message(
+                session, user_id=user_id, kind=f"money.{moved.kind}", title=title, body=body))
+            channels = channels_for(choices[user_id], role=role, kind=moved.kind,
+                                    status=moved.status, amount_minor=moved.amount_minor)
+            if channels:
+                sends.append((event_id, identity_service.contact_of(user), channels, title,
+                              body, locale, moved.kind))
+    await session.flush()  # the messages, before anything leaves the bank
+    failures: outbox.Failures = {}
+    for event_id, contact, channels, title, body, locale, kind in sends:
+        if event_id in failures:
+            continue
+        try:
+            await _send(senders, contact, channels, title=title, body=body, locale=locale,
+                        kind=kind)
+        except SendFailed as exc:
+            failures[event_id] = exc
+    for event_id in failures:
+        for message in written.get(event_id, []):
+            await session.delete(message)
+    return failures
 
 
 async def _send(senders: service.Senders, contact: dict[str, str | None],
@@ -302,12 +335,13 @@ async def _send(senders: service.Senders, contact: dict[str, str | None],
                         extra={"channel": channel, "kind": kind, "error": result.error})
 
 
-@outbox.consumer(TOPIC, name="notifications.money_moved")
-async def money_moved(session: AsyncSession, event: outbox.Event) -> None:
+@outbox.batch_consumer(TOPIC, name="notifications.money_moved")
+async def money_moved(session: AsyncSession, events: list[outbox.Event]) -> outbox.Failures:
     # Imported here: tasks imports this module to register the consumer.
     from bankwallet.notifications import tasks
     from bankwallet.settings import get_settings
 
     settings = tasks._settings or get_settings()  # the app's settings, as the OTP sender uses
-    await notify_money_moved(session, event.payload, senders=tasks.senders_for(session, settings),
-                             default_locale=settings.default_locale)
+    return await notify_money_moved(session, [(event.id, event.payload) for event in events],
+                                    senders=tasks.senders_for(session, settings),
+                                    default_locale=settings.default_locale)

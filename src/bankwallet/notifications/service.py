@@ -63,8 +63,7 @@ async def add_message(session: AsyncSession, *, user_id: str | uuid.UUID, kind: 
                                   title=_bounded(title, TITLE_MAX_CHARS),
                                   body=_bounded(body, BODY_MAX_CHARS), created_at=utcnow(),
                                   read_at=None)
-    session.add(message)
-    await session.flush()
+    session.add(message)  # written at the next flush: a consumer's messages go in together
     return message
 
 
