@@ -432,7 +432,8 @@ def test_backup_check_asks_three_words_at_server_chosen_positions(client: TestCl
 
     r = client.post(f"{base}/{check['id']}", json={"pin": PIN, "words": wrong}, headers=headers)
     assert r.status_code == 422 and r.json()["code"] == "backup_words_wrong"
-    assert r.json()["attempts_left"] == 2 and right[2] not in r.text
+    # (as a word: short BIP-39 words such as "all" are inside "wallets" of the problem's URL)
+    assert r.json()["attempts_left"] == 2 and not re.search(rf"\b{right[2]}\b", r.text)
     r = client.post(f"{base}/{check['id']}", json={"pin": OTHER_PIN, "words": right},
                     headers=headers)
     assert r.status_code == 403  # the PIN is needed: the server cannot read the words
@@ -858,6 +859,12 @@ def test_no_phrase_key_or_pin_in_the_database_or_the_logs(client: TestClient, sa
     for haystack, where in ((dump, "database"), (logs, "logs")):
         lowered = haystack.lower()
         for index, secret in enumerate(secrets_):
+            if secret.isdigit():
+                # A PIN is six digits: inside a hex string (an address, a hash) it turns up
+                # by chance. Written as a value, it stands between non-hex characters.
+                found = re.search(rf"(?<![0-9a-f]){secret}(?![0-9a-f])", lowered)
+                assert not found, f"secret #{index} is in the {where}"
+                continue
             assert secret.lower() not in lowered, f"secret #{index} is in the {where}"
         for pair in pairs:
             found = re.search(pair, lowered)
