@@ -34,7 +34,7 @@ from bankwallet.core.money import MAX_AMOUNT_MINOR, UnknownCurrency, check_curre
 from bankwallet.identity import service as identity_service
 from bankwallet.notifications import service
 from bankwallet.notifications.errors import SendFailed
-from bankwallet.notifications.models import MoneyPreference, NotificationMessage
+from bankwallet.notifications.models import MoneyPreference
 
 log = logging.getLogger("bankwallet.notifications")
 
@@ -284,7 +284,8 @@ async def notify_money_moved(session: AsyncSession, events: list[tuple[uuid.UUID
     wanted = list(dict.fromkeys(user_id for _, moved in parsed for user_id, _ in recipients(moved)))
     users = await identity_service.get_users(session, wanted)
     choices = await preferences_of_users(session, list(users))
-    written: dict[uuid.UUID, list[NotificationMessage]] = {}
+    rows: list[dict[str, Any]] = []
+    written: dict[uuid.UUID, list[uuid.UUID]] = {}
     sends: list[tuple[uuid.UUID, dict[str, str | None], frozenset[str], str, str, str, str]] = []
     for event_id, moved in parsed:
         for user_id, role in recipients(moved):
@@ -293,14 +294,15 @@ async def notify_money_moved(session: AsyncSession, events: list[tuple[uuid.UUID
                 continue
             locale = i18n.supported(user.locale) or default_locale
             title, body = wording(moved, role, locale)
-            written.setdefault(event_id, []).append(await service.add_message(
-                session, user_id=user_id, kind=f"money.{moved.kind}", title=title, body=body))
+            rows.append(service.message_row(user_id=user_id, kind=f"money.{moved.kind}",
+                                            title=title, body=body))
+            written.setdefault(event_id, []).append(rows[-1]["id"])
             channels = channels_for(choices[user_id], role=role, kind=moved.kind,
                                     status=moved.status, amount_minor=moved.amount_minor)
             if channels:
                 sends.append((event_id, identity_service.contact_of(user), channels, title,
                               body, locale, moved.kind))
-    await session.flush()  # the messages, before anything leaves the bank
+    await service.add_messages(session, rows)  # before anything leaves the bank
     failures: outbox.Failures = {}
     for event_id, contact, channels, title, body, locale, kind in sends:
         if event_id in failures:
@@ -310,9 +312,8 @@ async def notify_money_moved(session: AsyncSession, events: list[tuple[uuid.UUID
                         kind=kind)
         except SendFailed as exc:
             failures[event_id] = exc
-    for event_id in failures:
-        for message in written.get(event_id, []):
-            await session.delete(message)
+    await service.take_back_messages(
+        session, [message for event_id in failures for message in written.get(event_id, [])])
     return failures
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
+from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bankwallet.connectors.messaging.base import EmailSender, SendResult, SmsSender
@@ -58,13 +59,31 @@ class MessagePage:
 async def add_message(session: AsyncSession, *, user_id: str | uuid.UUID, kind: str,
                       title: str, body: str) -> NotificationMessage:
     """Put a message in a user's inbox (consumers of domain events call this)."""
-    assert KIND_RE.fullmatch(kind), kind
-    message = NotificationMessage(id=uuid7(), user_id=str(user_id), kind=kind,
-                                  title=_bounded(title, TITLE_MAX_CHARS),
-                                  body=_bounded(body, BODY_MAX_CHARS), created_at=utcnow(),
-                                  read_at=None)
-    session.add(message)  # written at the next flush: a consumer's messages go in together
+    message = NotificationMessage(**message_row(user_id=user_id, kind=kind, title=title,
+                                                body=body))
+    session.add(message)  # written at the next flush
     return message
+
+
+def message_row(*, user_id: str | uuid.UUID, kind: str, title: str, body: str
+                ) -> dict[str, Any]:
+    """An inbox message as a row for ``add_messages``."""
+    assert KIND_RE.fullmatch(kind), kind
+    return {"id": uuid7(), "user_id": str(user_id), "kind": kind,
+            "title": _bounded(title, TITLE_MAX_CHARS), "body": _bounded(body, BODY_MAX_CHARS),
+            "created_at": utcnow(), "read_at": None}
+
+
+async def add_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Many inbox messages in one statement (the consumers of busy topics)."""
+    if rows:
+        await session.execute(insert(NotificationMessage), rows)
+
+
+async def take_back_messages(session: AsyncSession, ids: list[uuid.UUID]) -> None:
+    """Delete messages just written (their event failed and will be delivered again)."""
+    if ids:
+        await session.execute(delete(NotificationMessage).where(NotificationMessage.id.in_(ids)))
 
 
 async def list_messages(session: AsyncSession, *, user_id: str | uuid.UUID,
