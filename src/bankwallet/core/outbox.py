@@ -18,6 +18,11 @@ together with that row or not at all, so they happen exactly once even with cras
 dispatchers. Effects outside the database (an e-mail) are at least once; they repeat only when
 a commit fails after the send, or a lease expires mid-consumer.
 
+On PostgreSQL a round's events share that unit of work per consumer (each event in a
+savepoint), and a consumer registered with ``batch_consumer`` gets them all in one call:
+a busy topic (``money.moved``: every transfer) costs a few statements per round instead of
+several per event.
+
 Secrets (an OTP code, a phone number) go in ``sensitive``: stored only encrypted (``sealed``),
 handed to consumers decrypted, and scrubbed from ``last_error`` and the logs.
 """
@@ -340,11 +345,9 @@ async def _dispatch_round(db: Database, *, limit: int, max_attempts: int, backof
                                   backoff_base_s=backoff_base_s, backoff_max_s=backoff_max_s)
             return result
         except Exception:
-            # What committed is recorded in its delivery rows; one event at a time does the
-            # rest (and skips what is done).
+            # What committed is recorded in its delivery rows (and counted); one event at a
+            # time does the rest, skipping what is done.
             log.exception("outbox batch dispatch failed", extra={"events": len(rows)})
-            result.delivered = 0
-            result.failures = []
     for row in rows:
         try:
             await _dispatch_event(db, row, result, max_attempts=max_attempts,
@@ -416,10 +419,11 @@ async def _dispatch_event(db: Database, row: Any, result: _Round, *, max_attempt
 async def _dispatch_batch(db: Database, rows: list[Any], result: _Round, *, max_attempts: int,
                           backoff_base_s: float, backoff_max_s: float) -> None:
     """PostgreSQL: a round's events in one unit of work per consumer instead of three per
-    event. Each event's consumer runs in a savepoint of its own, so one event's failure
+    event. A consumer runs each event in a savepoint of its own, so one event's failure
     undoes that event's effects and delivery row alone, as one unit of work per event would;
-    effects outside the database are at least once, as always (here, a failed commit repeats
-    the round's sends, not one event's)."""
+    a batch consumer gets all its events in one call and reports (and undoes) its failures
+    itself. Effects outside the database are at least once, as always (here, a failed
+    commit repeats the round's sends, not one event's)."""
     errors: dict[uuid.UUID, list[str]] = {row.id: [] for row in rows}
     sensitive: dict[uuid.UUID, dict[str, Any]] = {}
     for row in rows:

@@ -62,8 +62,9 @@ def static_prefixes(route: Any) -> tuple[str, ...] | None:
     """The texts before the first ``{`` of an included router's routes, or None when one of
     them is of a kind this does not know."""
     router = getattr(route, "original_router", None)
-    if router is None or not hasattr(route, "effective_route_contexts"):
-        return None
+    if router is None or not hasattr(route, "effective_route_contexts") \
+            or not isinstance(getattr(router, "_routes_version", None), int):
+        return None  # not the FastAPI this was written against: matching stays as it was
     if any(hasattr(r, "original_router") for r in router.routes):
         return None  # routers within the router: their changes are not seen here
     found: set[str] = set()
