@@ -304,6 +304,21 @@ def bench_http(seconds: float = typer.Option(10.0, min=1.0, help="Seconds per me
     sys.stdout.write(json.dumps(result) + "\n")
 
 
+@bench_app.command("outbox")
+def bench_outbox(events: int = typer.Option(5000, min=100, max=1_000_000,
+                                            help="money.moved events per measurement."),
+                 users: int = typer.Option(64, min=2, max=10_000, help="Customers."),
+                 limit: int = typer.Option(100, min=1, max=1000, help="Events per round."),
+                 database_url: str | None = DatabaseUrl) -> None:
+    """The outbox dispatcher on money.moved: batched against one event at a time."""
+    from bankwallet.bench.outbox import run_outbox_bench
+
+    url = database_url or get_settings().database_url
+    result = asyncio.run(run_outbox_bench(url, events=events, users=users, limit=limit,
+                                          progress=lambda m: typer.echo(m, err=True)))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
 @users_app.command("create")
 def users_create(email: str = typer.Option(None, "--email", help="The user's e-mail login."),
                  phone: str = typer.Option(None, "--phone", help="Or a mobile number."),

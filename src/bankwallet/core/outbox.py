@@ -284,10 +284,12 @@ class _Round:
 
 async def dispatch_once(db: Database, *, limit: int = 100, max_attempts: int = MAX_ATTEMPTS,
                         backoff_base_s: float = BACKOFF_BASE_S,
-                        backoff_max_s: float = BACKOFF_MAX_S) -> int:
-    """Deliver up to ``limit`` due events to their consumers; returns the deliveries made."""
+                        backoff_max_s: float = BACKOFF_MAX_S, batched: bool = True) -> int:
+    """Deliver up to ``limit`` due events to their consumers; returns the deliveries made.
+    ``batched=False`` takes one event at a time everywhere (``bench outbox``'s baseline)."""
     result = await _dispatch_round(db, limit=limit, max_attempts=max_attempts,
-                                   backoff_base_s=backoff_base_s, backoff_max_s=backoff_max_s)
+                                   backoff_base_s=backoff_base_s, backoff_max_s=backoff_max_s,
+                                   batched=batched)
     return result.delivered
 
 
@@ -328,7 +330,7 @@ async def dispatch_forever(db: Database, *, interval_s: float, limit: int = 100,
 
 
 async def _dispatch_round(db: Database, *, limit: int, max_attempts: int, backoff_base_s: float,
-                          backoff_max_s: float) -> _Round:
+                          backoff_max_s: float, batched: bool = True) -> _Round:
     assert 0 < limit <= DISPATCH_LIMIT_MAX, limit
     assert max_attempts >= 1
     result = _Round()
@@ -339,7 +341,7 @@ async def _dispatch_round(db: Database, *, limit: int, max_attempts: int, backof
     result.claimed = len(rows)
     # Publishing order, as far as the clock tells it (UUIDv7 is ordered by millisecond only).
     rows.sort(key=lambda r: (r.created_at, r.id))
-    if db.dialect == "postgresql" and len(rows) > 1:
+    if batched and db.dialect == "postgresql" and len(rows) > 1:
         try:
             await _dispatch_batch(db, rows, result, max_attempts=max_attempts,
                                   backoff_base_s=backoff_base_s, backoff_max_s=backoff_max_s)
