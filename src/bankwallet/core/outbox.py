@@ -171,18 +171,7 @@ def consumer(topic: str, *, name: str) -> Callable[[Handler], Handler]:
     The name is stored with each delivery: renaming a consumer makes it run again for every
     undispatched event. The handler must not commit; it runs in its own unit of work.
     """
-    assert TOPIC_RE.fullmatch(topic) and len(topic) <= TOPIC_MAX_CHARS, topic
-    assert 0 < len(name) <= CONSUMER_NAME_MAX_CHARS, name
-
-    def register(handler: Handler) -> Handler:
-        assert asyncio.iscoroutinefunction(handler), "a consumer is an async function"
-        existing = _REGISTRY.get(topic, {}).get(name)
-        assert existing is None or existing.handler.__qualname__ == handler.__qualname__, (
-            f"two consumers named {name!r} for {topic!r}")
-        _REGISTRY.setdefault(topic, {})[name] = _Consumer(topic, name, handler)
-        return handler
-
-    return register
+    return _registrar(topic, name, batch=False)
 
 
 def batch_consumer(topic: str, *, name: str) -> Callable[[BatchHandler], BatchHandler]:
@@ -194,15 +183,19 @@ def batch_consumer(topic: str, *, name: str) -> Callable[[BatchHandler], BatchHa
     its own (``[event]``), so its effects outside the database must be for events it then
     reports handled, or be safe to repeat. Elsewhere it is called with one event at a time.
     """
+    return _registrar(topic, name, batch=True)
+
+
+def _registrar(topic: str, name: str, *, batch: bool) -> Callable[[Any], Any]:
     assert TOPIC_RE.fullmatch(topic) and len(topic) <= TOPIC_MAX_CHARS, topic
     assert 0 < len(name) <= CONSUMER_NAME_MAX_CHARS, name
 
-    def register(handler: BatchHandler) -> BatchHandler:
+    def register(handler: Any) -> Any:
         assert asyncio.iscoroutinefunction(handler), "a consumer is an async function"
         existing = _REGISTRY.get(topic, {}).get(name)
         assert existing is None or existing.handler.__qualname__ == handler.__qualname__, (
             f"two consumers named {name!r} for {topic!r}")
-        _REGISTRY.setdefault(topic, {})[name] = _Consumer(topic, name, handler, batch=True)
+        _REGISTRY.setdefault(topic, {})[name] = _Consumer(topic, name, handler, batch=batch)
         return handler
 
     return register
