@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bankwallet.core import audit
 from bankwallet.core.idempotency import IdempotencyKey
@@ -138,6 +138,35 @@ def test_both_paths_answer_alike(client: TestClient) -> None:
     assert [getattr(first, c) for c in columns] == [getattr(second, c) for c in columns]
     assert json.loads(json.dumps(events(client, "money.moved", one["id"])[0]))["status"] == \
         events(client, "money.moved", two["id"])[0]["status"] == "posted"
+
+
+@pg_only
+def test_a_session_seen_long_ago_is_taken_and_its_last_seen_time_written(
+        client: TestClient) -> None:
+    """Most customers send now and then: their session's last-seen time is due at nearly
+    every transfer. The fast path writes it, as authentication does, and takes the transfer."""
+    from bankwallet.identity.models import Session
+
+    alice, bob = customer(client, funded=10_00), customer(client)
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+
+    def last_seen() -> dt.datetime:
+        (row,) = rows(client, Session, Session.id == alice.session_id)
+        return row.last_seen_at
+
+    async def age() -> None:
+        async with client.app.state.db.unit_of_work() as session:
+            await session.execute(update(Session).where(Session.id == alice.session_id)
+                                  .values(last_seen_at=long_ago))
+
+    client.portal.call(age)
+    with counted(client, taken=1, handed_on=0):
+        assert send(client, alice, bob.login, 1_00).status_code == 201
+    seen = last_seen()
+    assert seen > long_ago + dt.timedelta(minutes=9)
+    with counted(client, taken=1, handed_on=0):  # not due again: not written again
+        assert send(client, alice, bob.login, 1_00).status_code == 201
+    assert last_seen() == seen
 
 
 @pg_only

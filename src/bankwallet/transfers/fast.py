@@ -25,9 +25,10 @@ Ids, rows, events, audit data and answers are built by the same functions the ge
 uses, so a retry on either path sees the same transfer. Anything else is handed to the
 general path with the body replayed, untouched: a cookie session, a malformed request, a key
 seen before, an amount that needs a second factor, another currency than the limits',
-limits, an unknown or inactive recipient, a payee without a wallet yet, a session whose
-last-seen time is due. Errors therefore have one author, and the fast path only ever commits
-the happy path (and the ledger's own refusals, stored like the general path stores them).
+limits, an unknown or inactive recipient, a payee without a wallet yet. Errors therefore
+have one author, and the fast path only ever commits the happy path (and the ledger's own
+refusals, stored like the general path stores them) — and, as authentication does, a
+session's last-seen time when it is due (every 30 s at most).
 
 The healing job (``service.heal_once``) settles a row this path left ``pending`` (a crash
 between steps 2 and 4), as it does for the general path.
@@ -69,7 +70,7 @@ TOKEN_MAX_CHARS: Final = 128  # as identity_service.authenticate
 
 # Step 1 for a batch: row ``i`` answers the i-th (1-based) token; no row, no session.
 LOOKUP_MANY: Final = """
-SELECT q.i, s.user_id, s.kind, s.expires_at, s.revoked_at, s.last_seen_at,
+SELECT q.i, s.id AS session_id, s.user_id, s.kind, s.expires_at, s.revoked_at, s.last_seen_at,
        u.status, u.kyc_tier, u.email_enc, u.phone_enc,
        p.id AS payee_id, p.status AS payee_status, p.kyc_tier AS payee_tier,
        p.email_enc AS payee_email_enc, p.phone_enc AS payee_phone_enc
@@ -81,6 +82,12 @@ SELECT q.i, s.user_id, s.kind, s.expires_at, s.revoked_at, s.last_seen_at,
         SELECT id, status, kyc_tier, email_enc, phone_enc FROM identity_user
          WHERE id = q.by_id OR phone_index = q.phone_index OR email_index = q.email_index
          LIMIT 1) p ON true
+"""
+# The sessions' last-seen times, as authentication writes them (at most every 30 s each).
+TOUCH_MANY: Final = """
+UPDATE identity_session s SET last_seen_at = q.at
+  FROM unnest($1::uuid[], $2::timestamptz[]) AS q(id, at)
+ WHERE s.id = q.id AND s.last_seen_at < q.at
 """
 INTENT: Final = ("SELECT bankwallet_p2p_intent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
                  "$12, $13, $14, $15, $16, $17, $18, $19)")
@@ -129,6 +136,7 @@ class FastPath:
             self._lookup_many)
         self.intents: Batcher[tuple[Any, ...], str] = Batcher(self._intent_many)
         self.outcomes: Batcher[tuple[Any, ...], bool] = Batcher(self._outcome_many)
+        self.touches: Batcher[tuple[Any, ...], None] = Batcher(self._touch_many)
 
     async def start(self, database_url: str, *, pool_size: int) -> bool:
         dsn = asyncpg_dsn(database_url)
@@ -139,7 +147,7 @@ class FastPath:
         return True
 
     async def close(self) -> None:
-        for batcher in (self.lookups, self.intents, self.outcomes):
+        for batcher in (self.lookups, self.intents, self.outcomes, self.touches):
             await batcher.close()
         pool, self.pool = self.pool, None
         if pool is not None:
@@ -192,8 +200,7 @@ class FastPath:
                 kind=found["kind"], expires_at=found["expires_at"],
                 revoked_at=found["revoked_at"], last_seen_at=found["last_seen_at"],
                 user_status=found["status"], now=now,
-                idle_timeout_s=settings.session_idle_timeout_s) \
-                or identity_service.last_seen_due(found["last_seen_at"], now):
+                idle_timeout_s=settings.session_idle_timeout_s):
             return None
         payer_id, payee_id = found["user_id"], found["payee_id"]
         if payee_id is None or found["payee_status"] != "active" or payee_id == payer_id:
@@ -201,6 +208,10 @@ class FastPath:
         limits = kyc.limits_for(found["kyc_tier"])
         if amount_minor > limits.single_minor:
             return None
+        if identity_service.last_seen_due(found["last_seen_at"], now):
+            # As authentication does on the general path: a customer who sends now and then
+            # (most of them) finds it due at nearly every transfer.
+            await self.touches((found["session_id"], now))
         scope_ = service.idempotency_scope(payer_id)
         transfer_id = service.sent_transfer_id(payer_id, key)
         day = wallets_service.bank_today(now)
@@ -261,6 +272,13 @@ class FastPath:
             rows = await conn.fetch(LOOKUP_MANY, *_columns(items, 4))
         found = {row["i"]: row for row in rows}
         return [found.get(n) for n in range(1, len(items) + 1)]
+
+    async def _touch_many(self, items: list[tuple[Any, ...]]) -> list[None]:
+        assert self.pool is not None
+        items = sorted(items)  # two batches lock sessions in one order
+        async with self.pool.acquire() as conn:
+            await conn.execute(TOUCH_MANY, *_columns(items, 2))
+        return [None] * len(items)
 
     async def _intent_many(self, items: list[tuple[Any, ...]]) -> list[str | BaseException]:
         return await self._many(items, INTENTS, INTENT, INTENT_ORDER, 19)
