@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String, Uuid
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bankwallet.core.db import Base, UTCDateTime
@@ -70,6 +70,17 @@ class Transfer(Base):
     """One movement from a payer's wallet to a payee's: ``pending`` → ``posted`` | ``failed``."""
 
     __tablename__ = "transfers_transfer"
+    __table_args__ = (
+        # The healing job's question, pending rows by age. Only pending rows are in it: a row
+        # that leaves 'pending' leaves this index rather than being entered in it again.
+        Index("ix_transfers_transfer_pending", "created_at",
+              postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+        # The transfers that pay a money request; most pay none, and those are left out.
+        Index("ix_transfers_transfer_request_id", "request_id",
+              postgresql_where=text("request_id IS NOT NULL"),
+              sqlite_where=text("request_id IS NOT NULL")),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     payer_user_id: Mapped[uuid.UUID] = mapped_column(
@@ -80,11 +91,11 @@ class Transfer(Base):
     currency: Mapped[str] = mapped_column(String(3))
     code: Mapped[int] = mapped_column(Integer)  # wallets.codes.Code: P2P or REQUEST_PAYMENT
     note: Mapped[str | None] = mapped_column(String(NOTE_MAX_CHARS))
-    status: Mapped[str] = mapped_column(String(8), index=True)
+    status: Mapped[str] = mapped_column(String(8))
     failure_code: Mapped[str | None] = mapped_column(String(FAILURE_MAX_CHARS))
     ledger_transfer_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
     request_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("transfers_request.id"), index=True)
+        Uuid, ForeignKey("transfers_request.id"))
     from_display: Mapped[str] = mapped_column(String(DISPLAY_MAX_CHARS))  # shown to the payee
     to_display: Mapped[str] = mapped_column(String(DISPLAY_MAX_CHARS))  # shown to the payer
     outflow_day: Mapped[dt.date] = mapped_column(Date)  # the limit counter it was counted on
