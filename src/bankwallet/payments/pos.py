@@ -11,10 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,14 +22,13 @@ from bankwallet.core.deps import DbSession
 from bankwallet.core.errors import BankwalletError
 from bankwallet.core.money import InvalidAmount, to_minor
 from bankwallet.identity.deps import Auth, optional_auth
-from bankwallet.identity.service import Authenticated
 from bankwallet.payments import consumer_codes, forms, objects, service, stripe_api
 from bankwallet.payments import qr as payments_qr
 from bankwallet.payments.code_models import ConsumerCode
 from bankwallet.payments.errors import ApiKeyInvalid
+from bankwallet.payments.pages import login_redirect, merchant_member
 from bankwallet.payments.schemas import PaymentIntentRead
 from bankwallet.qr import render as qr_render
-from bankwallet.web.csrf import safe_next
 from bankwallet.web.templating import render
 
 api_router = APIRouter(prefix="/api/v1", tags=["payments"])
@@ -173,11 +171,6 @@ async def api_key_charge(request: Request, caller: KeyCaller, body: ConsumerCode
 # -- the customer's page -----------------------------------------------------------------------
 
 
-def _login(next_path: str) -> RedirectResponse:
-    return RedirectResponse(f"/login?{urlencode({'next': safe_next(next_path)})}",
-                            status_code=303)
-
-
 def _qr_svg(code: str) -> str:
     """Inline SVG with presentation attributes only (no ``style``), so the CSP allows it."""
     return qr_render.make_code(code).svg_inline(
@@ -217,7 +210,7 @@ async def code_page(request: Request, session: DbSession) -> Response:
     """The page: with HTMX it fetches a code at once (POST); without, a button does."""
     auth = await optional_auth(request, session)
     if auth is None:
-        return _login("/pay/code")
+        return login_redirect("/pay/code")
     return await _panel(request, session, auth.user.id, state="start", full=True)
 
 
@@ -267,19 +260,6 @@ Key = Annotated[str, Form(alias="idempotency_key", min_length=1,
 FormText = Annotated[str, Form(max_length=CODE_FIELD_MAX_CHARS)]
 
 
-async def _member(request: Request, session: AsyncSession, merchant_id: uuid.UUID, *,
-                  auth: Authenticated | None = None) -> service.Actor | Response:
-    auth = auth or await optional_auth(request, session)
-    if auth is None:
-        return _login(request.url.path)
-    try:
-        merchant = await service.merchant_for_user(session, auth.user.id, merchant_id,
-                                                   write=True)
-    except BankwalletError:
-        return render(request, "payments/merchant_missing.html", {}, status_code=404)
-    return service.Actor(merchant=merchant, auth=auth)
-
-
 def _pos_page(request: Request, actor: service.Actor, *, form: dict[str, str] | None = None,
               error: str | None = None, paid: Any = None,
               status_code: int = 200) -> HTMLResponse:
@@ -291,10 +271,10 @@ def _pos_page(request: Request, actor: service.Actor, *, form: dict[str, str] | 
 
 @web_router.get("/merchant/{merchant_id}/pos", response_class=HTMLResponse)
 async def pos_page(request: Request, merchant_id: uuid.UUID, session: DbSession) -> Response:
-    found = await _member(request, session, merchant_id)
+    found = await merchant_member(request, session, merchant_id, write=True)
     if isinstance(found, Response):
         return found
-    return _pos_page(request, found)
+    return _pos_page(request, found[1])
 
 
 def _minor(text: str) -> int:
@@ -308,10 +288,10 @@ def _minor(text: str) -> int:
 async def pos_charge(request: Request, merchant_id: uuid.UUID, auth: Auth, session: DbSession,
                      key: Key, amount: FormText, code: FormText,
                      description: Annotated[str, Form(max_length=200)] = "") -> Response:
-    found = await _member(request, session, merchant_id, auth=auth)
+    found = await merchant_member(request, session, merchant_id, write=True, auth=auth)
     if isinstance(found, Response):
         return found
-    actor = found
+    _, actor = found
     form = {"amount": amount, "code": code, "description": description}
 
     async def work() -> dict[str, Any]:
@@ -324,10 +304,10 @@ async def pos_charge(request: Request, merchant_id: uuid.UUID, auth: Auth, sessi
         result = await forms.run_once(session, request, scope=f"merchant:{merchant_id}", key=key,
                                       work=work)
     except BankwalletError as exc:
-        again = await _member(request, session, merchant_id)  # the attempt rolled back
+        again = await merchant_member(request, session, merchant_id, write=True)  # rolled back
         if isinstance(again, Response):
             return again
-        return _pos_page(request, again, form={**form, "code": ""} if exc.code in (
+        return _pos_page(request, again[1], form={**form, "code": ""} if exc.code in (
             "consumer_code_used", "consumer_code_expired") else form, error=exc.code,
             status_code=exc.status)
     intent = await service.get_intent(session, actor.merchant, uuid.UUID(result["intent_id"]))
@@ -339,20 +319,21 @@ async def pos_picture(request: Request, merchant_id: uuid.UUID, auth: Auth, sess
                       picture: Annotated[UploadFile, File()],
                       amount: Annotated[str, Form(max_length=32)] = "") -> Response:
     """A photo of the customer's code: its digits fill the code field; nothing is charged."""
-    found = await _member(request, session, merchant_id, auth=auth)
+    found = await merchant_member(request, session, merchant_id, write=True, auth=auth)
     if isinstance(found, Response):
         return found
+    _, actor = found
     data = await picture.read(payments_qr.PICTURE_MAX_BYTES + 1)
     form = {"amount": amount, "code": "", "description": ""}
     try:
         form["code"] = consumer_codes.parse_code(payments_qr.payload_from_picture(data))
     except payments_qr.PictureReadingUnavailable:
-        return _pos_page(request, found, form=form, error="picture_unavailable",
+        return _pos_page(request, actor, form=form, error="picture_unavailable",
                          status_code=501)
     except BankwalletError:
-        return _pos_page(request, found, form=form, error="consumer_code_invalid",
+        return _pos_page(request, actor, form=form, error="consumer_code_invalid",
                          status_code=422)
-    return _pos_page(request, found, form=form)
+    return _pos_page(request, actor, form=form)
 
 
 

@@ -25,6 +25,7 @@ from bankwallet.identity.deps import Auth, optional_auth
 from bankwallet.identity.errors import StepUpRequired
 from bankwallet.identity.service import Authenticated
 from bankwallet.payments import forms, objects, service, webhooks
+from bankwallet.payments.pages import login_redirect, merchant_member
 from bankwallet.payments.api import CARD_RETURN_PATH, card_return_url
 from bankwallet.payments.errors import InvalidPaymentMethod
 from bankwallet.payments import pos as payments_pos
@@ -45,11 +46,6 @@ Key = Annotated[str, Form(alias="idempotency_key", min_length=1,
 STATUS_FILTERS = tuple(s.value for s in service.Status)
 DASHBOARD_PAGE = 20
 QR_KINDS = ("svg", "png", "poster")
-
-
-def _login(next_path: str) -> RedirectResponse:
-    return RedirectResponse(f"/login?{urlencode({'next': safe_next(next_path)})}",
-                            status_code=303)
 
 
 def _step_up(next_path: str) -> RedirectResponse:
@@ -73,7 +69,7 @@ Payload = Annotated[str, Form(max_length=2048)]
 async def scan_page(request: Request, session: DbSession) -> Response:
     auth = await optional_auth(request, session)
     if auth is None:
-        return _login("/pay/scan")
+        return login_redirect("/pay/scan")
     return _scan_page(request, {})
 
 
@@ -147,7 +143,7 @@ async def pay_page(request: Request, handle: str, session: DbSession,
                    done: bool = False) -> Response:
     auth = await optional_auth(request, session)
     if auth is None:
-        return _login(f"/pay/{quote(handle)}")
+        return login_redirect(f"/pay/{quote(handle)}")
     return await _pay_page(request, session, auth.user.id, handle, done=done)
 
 
@@ -240,7 +236,7 @@ async def card_return(request: Request, handle: str, session: DbSession) -> Resp
     the payment stands, then show the pay page (paid, declined, or still processing)."""
     auth = await optional_auth(request, session)
     if auth is None:
-        return _login(f"/pay/{quote(handle)}/card-return")
+        return login_redirect(f"/pay/{quote(handle)}/card-return")
     user_id = auth.user.id
     try:
         intent = await service.follow_card_payment(session, request.app.state.ledger,
@@ -258,23 +254,6 @@ async def card_return(request: Request, handle: str, session: DbSession) -> Resp
 # -- the merchant dashboard --------------------------------------------------------------------
 
 
-async def _member(request: Request, session: AsyncSession, merchant_id: uuid.UUID, *,
-                  write: bool = False, auth: Authenticated | None = None
-                  ) -> tuple[Authenticated, service.Actor] | Response:
-    """The signed-in member acting for the merchant, or the response to send instead: the
-    login page (pages), 404 (not a member). POST handlers pass ``auth`` from ``Auth``,
-    which also checks the form's CSRF token."""
-    auth = auth or await optional_auth(request, session)
-    if auth is None:
-        return _login(request.url.path)
-    try:
-        merchant = await service.merchant_for_user(session, auth.user.id, merchant_id,
-                                                   write=write)
-    except BankwalletError:
-        return render(request, "payments/merchant_missing.html", {}, status_code=404)
-    return auth, service.Actor(merchant=merchant, auth=auth)
-
-
 def _page(request: Request, template: str, actor: service.Actor, section: str,
           context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
     return render(request, template, {"merchant": actor.merchant, "section": section,
@@ -286,7 +265,7 @@ def _page(request: Request, template: str, actor: service.Actor, section: str,
 async def merchant_start(request: Request, session: DbSession) -> Response:
     auth = await optional_auth(request, session)
     if auth is None:
-        return _login("/merchant")
+        return login_redirect("/merchant")
     return await _start_page(request, session, auth)
 
 
@@ -315,7 +294,7 @@ async def merchant_create(request: Request, auth: Auth, session: DbSession, name
 
 @router.get("/merchant/{merchant_id}", response_class=HTMLResponse)
 async def merchant_home(request: Request, merchant_id: uuid.UUID, session: DbSession) -> Response:
-    found = await _member(request, session, merchant_id)
+    found = await merchant_member(request, session, merchant_id)
     if isinstance(found, Response):
         return found
     _, actor = found
@@ -358,7 +337,7 @@ async def merchant_qr_image(request: Request, merchant_id: uuid.UUID, kind: str,
     """The static code as ``svg`` (shown inline), ``png`` or a printable ``poster`` (SVG)."""
     if kind not in QR_KINDS:
         return Response(status_code=404)
-    found = await _member(request, session, merchant_id)
+    found = await merchant_member(request, session, merchant_id)
     if isinstance(found, Response):
         return found
     _, actor = found
@@ -373,7 +352,7 @@ async def payment_qr_image(request: Request, merchant_id: uuid.UUID, intent_id: 
     """An intent's dynamic code (amount and reference) while it awaits payment."""
     if kind not in QR_KINDS:
         return Response(status_code=404)
-    found = await _member(request, session, merchant_id)
+    found = await merchant_member(request, session, merchant_id)
     if isinstance(found, Response):
         return found
     _, actor = found
@@ -398,7 +377,7 @@ async def payments_page(request: Request, merchant_id: uuid.UUID, session: DbSes
                         status: Annotated[str, Query(max_length=32)] = "",
                         currency: Annotated[str, Query(max_length=3)] = "",
                         after: Annotated[str, Query(max_length=64)] = "") -> Response:
-    found = await _member(request, session, merchant_id)
+    found = await merchant_member(request, session, merchant_id)
     if isinstance(found, Response):
         return found
     return await _payments_page(request, session, found[1], status=status, currency=currency,
@@ -437,7 +416,7 @@ async def payment_create(request: Request, merchant_id: uuid.UUID, auth: Auth,
                              max_length=service.DESCRIPTION_MAX_CHARS)] = "") -> Response:
     """A payment for a customer at the till: its page shows the dynamic QR code to scan and
     the link to send. The page's key names the intent, so a double submit makes one."""
-    found = await _member(request, session, merchant_id, write=True, auth=auth)
+    found = await merchant_member(request, session, merchant_id, write=True, auth=auth)
     if isinstance(found, Response):
         return found
     _, actor = found
@@ -451,7 +430,7 @@ async def payment_create(request: Request, merchant_id: uuid.UUID, auth: Auth,
             intent_id=service.intent_id_for_key(actor.merchant.id, f"dashboard:{key}"))
     except BankwalletError as exc:
         await session.rollback()
-        again = await _member(request, session, merchant_id)  # the attempt rolled back
+        again = await merchant_member(request, session, merchant_id)  # the attempt rolled back
         if isinstance(again, Response):
             return again
         return await _payments_page(request, session, again[1], error=exc.code,
@@ -465,7 +444,7 @@ async def payment_create(request: Request, merchant_id: uuid.UUID, auth: Auth,
 @router.get("/merchant/{merchant_id}/payments/{intent_id}", response_class=HTMLResponse)
 async def payment_page(request: Request, merchant_id: uuid.UUID, intent_id: str,
                        session: DbSession) -> Response:
-    found = await _member(request, session, merchant_id)
+    found = await merchant_member(request, session, merchant_id)
     if isinstance(found, Response):
         return found
     _, actor = found
@@ -497,7 +476,7 @@ async def payment_action(request: Request, merchant_id: uuid.UUID, intent_id: st
                          auth: Auth, session: DbSession, key: Key,
                          amount: Annotated[str, Form(max_length=32)] = "",
                          reason: Annotated[str, Form(max_length=32)] = "") -> Response:
-    found = await _member(request, session, merchant_id, write=True, auth=auth)
+    found = await merchant_member(request, session, merchant_id, write=True, auth=auth)
     if isinstance(found, Response):
         return found
     _, actor = found
@@ -530,7 +509,7 @@ async def payment_action(request: Request, merchant_id: uuid.UUID, intent_id: st
     except StepUpRequired:
         return _step_up(path)
     except BankwalletError as exc:
-        again = await _member(request, session, merchant_id)  # the attempt rolled back
+        again = await merchant_member(request, session, merchant_id)  # the attempt rolled back
         if isinstance(again, Response):
             return again
         return await _payment_page(request, session, again[1], intent_id, error=exc.code,
@@ -554,7 +533,7 @@ def _minor(text: str, currency: str) -> int | None:
 
 @router.get("/merchant/{merchant_id}/keys", response_class=HTMLResponse)
 async def keys_page(request: Request, merchant_id: uuid.UUID, session: DbSession) -> Response:
-    found = await _member(request, session, merchant_id)
+    found = await merchant_member(request, session, merchant_id)
     if isinstance(found, Response):
         return found
     return await _keys_page(request, session, found[1])
@@ -574,7 +553,7 @@ async def key_create(request: Request, merchant_id: uuid.UUID, auth: Auth, sessi
                      name: OptionalText = "",
                      kind: Annotated[str, Form(max_length=16)] = "secret",
                      scope: Annotated[list[str] | None, Form(max_length=8)] = None) -> Response:
-    found = await _member(request, session, merchant_id, write=True, auth=auth)
+    found = await merchant_member(request, session, merchant_id, write=True, auth=auth)
     if isinstance(found, Response):
         return found
     _, actor = found
@@ -594,7 +573,7 @@ async def key_create(request: Request, merchant_id: uuid.UUID, auth: Auth, sessi
 @router.post("/merchant/{merchant_id}/keys/{key_id}/revoke")
 async def key_revoke(request: Request, merchant_id: uuid.UUID, key_id: uuid.UUID,
                      auth: Auth, session: DbSession) -> Response:
-    found = await _member(request, session, merchant_id, write=True, auth=auth)
+    found = await merchant_member(request, session, merchant_id, write=True, auth=auth)
     if isinstance(found, Response):
         return found
     _, actor = found
@@ -610,7 +589,7 @@ async def key_revoke(request: Request, merchant_id: uuid.UUID, key_id: uuid.UUID
 
 @router.get("/merchant/{merchant_id}/webhooks", response_class=HTMLResponse)
 async def webhooks_page(request: Request, merchant_id: uuid.UUID, session: DbSession) -> Response:
-    found = await _member(request, session, merchant_id)
+    found = await merchant_member(request, session, merchant_id)
     if isinstance(found, Response):
         return found
     return await _webhooks_page(request, session, found[1])
@@ -632,7 +611,7 @@ async def webhook_create(request: Request, merchant_id: uuid.UUID, auth: Auth, s
                          description: OptionalText = "",
                          event: Annotated[list[str] | None, Form(max_length=16)] = None
                          ) -> Response:
-    found = await _member(request, session, merchant_id, write=True, auth=auth)
+    found = await merchant_member(request, session, merchant_id, write=True, auth=auth)
     if isinstance(found, Response):
         return found
     _, actor = found
@@ -653,7 +632,7 @@ async def webhook_create(request: Request, merchant_id: uuid.UUID, auth: Auth, s
 @router.post("/merchant/{merchant_id}/webhooks/{endpoint_id}/{action}")
 async def webhook_status(request: Request, merchant_id: uuid.UUID, endpoint_id: uuid.UUID,
                          action: str, auth: Auth, session: DbSession) -> Response:
-    found = await _member(request, session, merchant_id, write=True, auth=auth)
+    found = await merchant_member(request, session, merchant_id, write=True, auth=auth)
     if isinstance(found, Response):
         return found
     _, actor = found
@@ -677,7 +656,7 @@ async def webhook_status(request: Request, merchant_id: uuid.UUID, endpoint_id: 
 @router.get("/merchant/{merchant_id}/settlements", response_class=HTMLResponse)
 async def settlements_page(request: Request, merchant_id: uuid.UUID,
                            session: DbSession) -> Response:
-    found = await _member(request, session, merchant_id)
+    found = await merchant_member(request, session, merchant_id)
     if isinstance(found, Response):
         return found
     return await _settlements_page(request, session, found[1])
@@ -696,7 +675,7 @@ async def settlement_create(request: Request, merchant_id: uuid.UUID, auth: Auth
                             session: DbSession, key: Key,
                             currency: Annotated[str, Form(max_length=3)] = "CNY",
                             amount: Annotated[str, Form(max_length=32)] = "") -> Response:
-    found = await _member(request, session, merchant_id, write=True, auth=auth)
+    found = await merchant_member(request, session, merchant_id, write=True, auth=auth)
     if isinstance(found, Response):
         return found
     _, actor = found
@@ -715,7 +694,7 @@ async def settlement_create(request: Request, merchant_id: uuid.UUID, auth: Auth
     except StepUpRequired:
         return _step_up(path)
     except BankwalletError as exc:
-        again = await _member(request, session, merchant_id)  # the attempt rolled back
+        again = await merchant_member(request, session, merchant_id)  # the attempt rolled back
         if isinstance(again, Response):
             return again
         return await _settlements_page(request, session, again[1], error=exc.code,
