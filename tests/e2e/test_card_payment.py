@@ -19,7 +19,7 @@ from conftest import free_port
 from connectors_gateway.conftest import GatewayProcess, new_secret
 
 from .conftest import PHONE, SERVER_START_TIMEOUT_S, wallet_env
-from .test_identity import PASSWORD, sms_code
+from .test_identity import PASSWORD, sign_up, sms_code
 
 pytestmark = pytest.mark.e2e
 WEBHOOK_PATH = "/api/v1/cards/gateway/webhooks"
@@ -101,15 +101,7 @@ async def test_add_cards_then_pay_a_merchant_by_card(browser: Any,
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" and not m.text
             .startswith("Failed to load resource") else None)
     try:
-        number = f"139{uuid.uuid4().int % 10**8:08d}"
-        await page.goto("/signup")
-        await page.get_by_label("Mobile number or e-mail").fill(number)
-        await page.get_by_label("Password").fill(PASSWORD)
-        await page.get_by_role("button", name="Send me a code").click()
-        await page.get_by_role("textbox", name="Code").fill(
-            await sms_code(server, f"+86{number}"))
-        await page.get_by_role("button", name="Create my wallet").click()
-        await expect(page).to_have_url(re.compile(r"/wallet$"))
+        await sign_up(page, server)
 
         # A card that is approved straight away.
         await add_card(page, "4242 4242 4242 4242", "123")

@@ -5,7 +5,6 @@ webhooks arrive over HTTP); the status page follows each movement until it settl
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from funding.conftest import HOLDER, LiveWallet, card_number, live_wallet
 
 from .conftest import PHONE
-from .test_identity import PASSWORD, sms_code
+from .test_identity import sign_up
 
 pytestmark = pytest.mark.e2e
 SETTLE_TIMEOUT_MS = 20_000
@@ -39,15 +38,7 @@ async def test_link_a_bank_account_top_up_and_withdraw(browser: Any,
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     try:
         # A new customer.
-        number = f"139{uuid.uuid4().int % 10**8:08d}"
-        await page.goto("/signup")
-        await page.get_by_label("Mobile number or e-mail").fill(number)
-        await page.get_by_label("Password").fill(PASSWORD)
-        await page.get_by_role("button", name="Send me a code").click()
-        await page.get_by_role("textbox", name="Code").fill(
-            await sms_code(live.wallet_url, f"+86{number}"))
-        await page.get_by_role("button", name="Create my wallet").click()
-        await expect(page).to_have_url(re.compile(r"/wallet$"))
+        await sign_up(page, live.wallet_url)
 
         # Their bank account at the bank, in their name.
         card = card_number()

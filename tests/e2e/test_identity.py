@@ -29,6 +29,21 @@ async def sms_code(server_url: str, to: str, timeout_s: float = 15.0) -> str:
     raise AssertionError(f"no SMS reached {to}")
 
 
+async def sign_up(page: Any, server_url: str) -> str:
+    """A new customer signed up through the pages (English), on the wallet page; their number."""
+    from playwright.async_api import expect
+
+    number = f"139{uuid.uuid4().int % 10**8:08d}"
+    await page.goto("/signup")
+    await page.get_by_label("Mobile number or e-mail").fill(number)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Send me a code").click()
+    await page.get_by_role("textbox", name="Code").fill(await sms_code(server_url, f"+86{number}"))
+    await page.get_by_role("button", name="Create my wallet").click()
+    await expect(page).to_have_url(re.compile(r"/wallet$"))
+    return number
+
+
 @pytest.mark.e2e
 async def test_sign_up_with_an_sms_code_then_log_out_and_in(phone: Any, server_url: str,
                                                             tmp_path: Path) -> None:

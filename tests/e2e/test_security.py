@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -15,7 +14,7 @@ import pyotp
 import pytest
 
 from .conftest import PHONE
-from .test_identity import PASSWORD, sms_code
+from .test_identity import PASSWORD, sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -44,20 +43,6 @@ async def new_page(browser: Any, server_url: str) -> AsyncIterator[Callable[...,
     for context in contexts:
         await context.close()
     assert problems == []
-
-
-async def sign_up(page: Any, server_url: str) -> str:
-    from playwright.async_api import expect
-
-    number = f"139{uuid.uuid4().int % 10**8:08d}"
-    await page.goto("/signup")
-    await page.get_by_label("Mobile number or e-mail").fill(number)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Send me a code").click()
-    await page.get_by_role("textbox", name="Code").fill(await sms_code(server_url, f"+86{number}"))
-    await page.get_by_role("button", name="Create my wallet").click()
-    await expect(page).to_have_url(re.compile(r"/wallet$"))
-    return number
 
 
 async def log_in(page: Any, number: str) -> None:
