@@ -384,13 +384,7 @@ async def _dispatch_event(db: Database, row: Any, result: _Round, *, max_attempt
                           backoff_base_s: float, backoff_max_s: float) -> None:
     consumers = _REGISTRY.get(row.topic, {})
     errors: list[str] = []
-    sensitive: dict[str, Any] = {}
-    try:
-        sensitive = _unseal(row.sealed)
-    except Exception as exc:  # a missing or rotated-away key: retry, an operator can fix it
-        errors.append(f"unseal: {type(exc).__name__}")
-        log.warning("outbox event cannot be decrypted", extra={
-            "event_id": str(row.id), "topic": row.topic, "error": type(exc).__name__})
+    sensitive = _sensitive_of(row, errors)
     if not errors:
         async with db.unit_of_work() as session:
             done = set((await session.scalars(
@@ -420,14 +414,7 @@ async def _dispatch_batch(db: Database, rows: list[Any], result: _Round, *, max_
     itself. Effects outside the database are at least once, as always (here, a failed
     commit repeats the round's sends, not one event's)."""
     errors: dict[uuid.UUID, list[str]] = {row.id: [] for row in rows}
-    sensitive: dict[uuid.UUID, dict[str, Any]] = {}
-    for row in rows:
-        try:
-            sensitive[row.id] = _unseal(row.sealed)
-        except Exception as exc:  # a missing or rotated-away key: retry, an operator can fix it
-            errors[row.id].append(f"unseal: {type(exc).__name__}")
-            log.warning("outbox event cannot be decrypted", extra={
-                "event_id": str(row.id), "topic": row.topic, "error": type(exc).__name__})
+    sensitive = {row.id: _sensitive_of(row, errors[row.id]) for row in rows}
     ready = [row for row in rows if not errors[row.id]]
     async with db.unit_of_work() as session:
         done = {(event_id, consumer) for event_id, consumer in (await session.execute(
@@ -446,7 +433,7 @@ async def _dispatch_batch(db: Database, rows: list[Any], result: _Round, *, max_
         now = utcnow()
         async with db.unit_of_work() as session:
             await session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(succeeded))
-                                  .values(dispatched_at=now, last_error=None, next_attempt_at=now)
+                                  .values(**_dispatched(now))
                                   .execution_options(synchronize_session=False))
     for row in rows:
         if errors[row.id]:
@@ -570,7 +557,7 @@ async def _finish(db: Database, row: Any, errors: list[str], *, max_attempts: in
                   backoff_base_s: float, backoff_max_s: float) -> None:
     now = utcnow()
     if not errors:
-        values: dict[str, Any] = {"dispatched_at": now, "last_error": None, "next_attempt_at": now}
+        values = _dispatched(now)
     else:
         delay_s = backoff_delay_s(row.attempts, base_s=backoff_base_s, max_s=backoff_max_s)
         values = {"next_attempt_at": now + dt.timedelta(seconds=delay_s),
@@ -584,12 +571,29 @@ async def _finish(db: Database, row: Any, errors: list[str], *, max_attempts: in
                               .values(**values).execution_options(synchronize_session=False))
 
 
+def _dispatched(now: dt.datetime) -> dict[str, Any]:
+    """An event every consumer has had: its columns' new values."""
+    return {"dispatched_at": now, "last_error": None, "next_attempt_at": now}
+
+
 def backoff_delay_s(attempt: int, *, base_s: float = BACKOFF_BASE_S,
                     max_s: float = BACKOFF_MAX_S) -> float:
     """Exponential backoff with up to 25 % jitter, so failed events do not retry in step."""
     assert attempt >= 1
     delay_s = min(base_s * 2 ** min(attempt - 1, 32), max_s)
     return delay_s * (1 + 0.25 * random.random())
+
+
+def _sensitive_of(row: Any, errors: list[str]) -> dict[str, Any]:
+    """A claimed event's decrypted sensitive values; {} and an error noted when they cannot
+    be decrypted (a missing or rotated-away key: retried, an operator can fix it)."""
+    try:
+        return _unseal(row.sealed)
+    except Exception as exc:
+        errors.append(f"unseal: {type(exc).__name__}")
+        log.warning("outbox event cannot be decrypted", extra={
+            "event_id": str(row.id), "topic": row.topic, "error": type(exc).__name__})
+        return {}
 
 
 def _unseal(sealed: bytes | None) -> dict[str, Any]:
